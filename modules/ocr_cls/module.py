@@ -1,0 +1,24 @@
+"""PaddleHub module ocr_cls: text direction (0 or 180 degrees) of each line image."""
+
+from paddlehub.module.module import moduleinfo, serving
+
+from ocrhub.service import OcrService, exit_on_config_error
+
+from .params import read_params
+
+
+@moduleinfo(name="ocr_cls", version="1.0.0", type="cv/text_recognition", author="ocrhub",
+            summary="PP-OCR text direction (0 or 180 degrees) of each line image; wire-compatible with PaddleOCR's hubserving.")
+class OcrCls:
+    def __init__(self, **init_args):
+        with exit_on_config_error("ocr_cls"):
+            self.service = OcrService("cls", read_params(init_args))
+
+    def predict(self, images):
+        """BGR numpy arrays in, PaddleOCR-shaped results out."""
+        return self.service.predict(images)
+
+    @serving
+    def serving_method(self, images=None, **ignored):
+        """POST /predict/ocr_cls {"images": [base64, ...]}; other keys (such as paths) are ignored."""
+        return self.service.serve(images)

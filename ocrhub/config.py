@@ -1,0 +1,145 @@
+"""The one source of truth for every OCR parameter.
+
+Field names are paddleocr 2.10's own argument names and defaults are its defaults, with three
+deliberate differences for a CPU service: ``use_gpu`` is off, ``enable_mkldnn`` is on, and
+``use_angle_cls`` is on (``ocr_system`` classifies direction, as PaddleOCR's hubserving does).
+``cpu_threads`` 0 means "every core this process may use".
+
+A value is resolved in this order, later wins:
+
+1. the defaults below;
+2. the model set (``model_set``: ``mobile`` or ``server``, see ``ocrhub.models``), which fills in the
+   model folders that are not given explicitly;
+3. ``init_args`` from a PaddleHub ``config.json`` (``hub serving start -c``) or ``hub.Module(...)``;
+4. environment variables ``OCR_<FIELD>`` in upper case, e.g. ``OCR_MODEL_SET=server``,
+   ``OCR_DET_MODEL_DIR=/models/det``, ``OCR_CPU_THREADS=2``, ``OCR_ENABLE_MKLDNN=false``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from ocrhub import models
+from ocrhub.errors import ConfigError
+
+ENV_PREFIX = "OCR_"
+# ``hub serving`` adds these to init_args itself; they say which module to load, not how.
+_HUB_KEYS = {"name", "version", "directory", "source", "branch"}
+
+
+@dataclass(frozen=True)
+class OcrConfig:
+    # Models: a named set, or explicit folders (relative paths are taken under inference_dir).
+    model_set: str = "mobile"
+    inference_dir: str = str(models.DEFAULT_INFERENCE_DIR)
+    det_model_dir: str = ""
+    rec_model_dir: str = ""
+    cls_model_dir: str = ""
+    rec_char_dict_path: str = ""
+    # Engine (Paddle Inference).
+    use_gpu: bool = False
+    gpu_id: int = 0
+    gpu_mem: int = 500
+    enable_mkldnn: bool = True
+    cpu_threads: int = 0
+    # Detection (DB).
+    det_limit_side_len: float = 960
+    det_limit_type: str = "max"
+    det_db_thresh: float = 0.3
+    det_db_box_thresh: float = 0.6
+    det_db_unclip_ratio: float = 1.5
+    use_dilation: bool = False
+    det_db_score_mode: str = "fast"
+    # Direction classification.
+    use_angle_cls: bool = True
+    cls_image_shape: str = "3, 48, 192"
+    cls_batch_num: int = 6
+    cls_thresh: float = 0.9
+    # Recognition (CTC).
+    rec_image_shape: str = "3, 48, 320"
+    rec_batch_num: int = 6
+    max_text_length: int = 25
+    use_space_char: bool = True
+    drop_score: float = 0.5
+    # Request limits (enforced on decoded input by every module).
+    max_images: int = 64
+    max_image_pixels: int = 40_000_000
+
+    def model_path(self, stage: str) -> Path:
+        """Absolute path of a stage's model folder (``det``/``rec``/``cls``) or of ``dict``."""
+        name = "rec_char_dict_path" if stage == "dict" else f"{stage}_model_dir"
+        return Path(self.inference_dir) / getattr(self, name)
+
+    @property
+    def threads(self) -> int:
+        return self.cpu_threads or len(os.sched_getaffinity(0))
+
+
+FIELDS = {f.name: f for f in dataclasses.fields(OcrConfig)}
+
+
+def _parse(name: str, raw, source: str):
+    kind = type(getattr(OcrConfig, name))
+    if isinstance(raw, str) and kind is not str:
+        text = raw.strip().lower()
+        if kind is bool:
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off"):
+                return False
+            raise ConfigError(f"{source}: expected true/false, got {raw!r}")
+        try:
+            return kind(text)
+        except ValueError:
+            raise ConfigError(f"{source}: expected {kind.__name__}, got {raw!r}") from None
+    if kind is float and isinstance(raw, int) and not isinstance(raw, bool):
+        return float(raw)
+    if not isinstance(raw, kind):
+        raise ConfigError(f"{source}: expected {kind.__name__}, got {raw!r}")
+    return raw
+
+
+def _overrides(init_args: dict, environ) -> dict:
+    values = {}
+    for key, raw in init_args.items():
+        if key in _HUB_KEYS:
+            continue
+        if key not in FIELDS:
+            raise ConfigError(f"unknown init_arg {key!r}; known: {', '.join(FIELDS)}")
+        values[key] = _parse(key, raw, f"init_arg {key}")
+    for key in FIELDS:
+        env = ENV_PREFIX + key.upper()
+        if environ.get(env, "") != "":
+            values[key] = _parse(key, environ[env], env)
+    return values
+
+
+def load_config(init_args: dict | None = None, environ=None) -> OcrConfig:
+    """Defaults, then the model set, then ``init_args``, then ``OCR_*`` environment variables."""
+    values = _overrides(init_args or {}, os.environ if environ is None else environ)
+    set_name = values.get("model_set", OcrConfig.model_set)
+    for key, value in models.model_set(set_name).items():
+        values.setdefault(key, value)
+    inference_dir = Path(values.get("inference_dir", OcrConfig.inference_dir)).expanduser()
+    values["inference_dir"] = str(inference_dir.resolve())
+    _check_choices(values)
+    return OcrConfig(**values)
+
+
+def _check_choices(values: dict) -> None:
+    if values.get("det_limit_type", "max") not in ("max", "min"):
+        raise ConfigError(f"det_limit_type must be 'max' or 'min', got {values['det_limit_type']!r}")
+    for key in ("rec_image_shape", "cls_image_shape"):
+        if key in values and len(values[key].split(",")) != 3:
+            raise ConfigError(f"{key} must be 'C, H, W', got {values[key]!r}")
+    for key in ("cpu_threads", "max_images", "max_image_pixels", "rec_batch_num", "cls_batch_num"):
+        if values.get(key, 1) < 0:
+            raise ConfigError(f"{key} must not be negative, got {values[key]}")
+
+
+def env_table() -> list[tuple[str, object]]:
+    """(environment variable, default) for every field: the README's configuration table."""
+    return [(ENV_PREFIX + f.name.upper(), f.default) for f in dataclasses.fields(OcrConfig)]

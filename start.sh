@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# One command from a fresh clone to an OCR service on port 9000, from any directory.
+#
+#   ./start.sh [serve] [--port N]   set up (venv, pinned deps, models, hub install), then serve
+#   ./start.sh setup                set up only
+#   ./start.sh test [pytest args]   set up, add the test dependencies and a CJK font, run the tests
+#
+# Every step is skipped when already done, so a second run is serving within seconds.
+# Environment: PORT (9000), PYTHON (python3.11, else python3), VENV (<repo>/.venv), HUB_HOME
+# (PaddleHub's module store, default ~/.paddlehub), and the OCR_* parameters of the README.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+VENV="${VENV:-$ROOT/.venv}"
+MODULES=(ocr_system ocr_det ocr_cls ocr_rec)
+CJK_FONT_PACKAGE=fonts-wqy-microhei
+
+say() { printf '[start.sh] %s\n' "$*" >&2; }
+
+pick_python() {
+  local candidate
+  for candidate in "${PYTHON:-}" python3.11 python3; do
+    if [ -n "$candidate" ] && command -v "$candidate" >/dev/null 2>&1 \
+        && "$candidate" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
+      echo "$candidate"; return
+    fi
+  done
+  say "Python 3.11 is needed (set PYTHON=/path/to/python3.11)"; exit 1
+}
+
+# Install a pinned requirements file once; a stamp holding its hash marks it done.
+install_pinned() {
+  local file="$1" stamp="$VENV/.installed-$(basename "$1")"
+  local sum; sum="$(sha256sum "$file" | cut -d' ' -f1)"
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$sum" ]; then
+    say "installing $(basename "$file") (pinned, --no-deps)"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check --no-deps -r "$file"
+    echo "$sum" > "$stamp"
+  fi
+}
+
+setup_venv() {
+  if [ ! -x "$VENV/bin/python" ]; then
+    say "creating virtualenv $VENV"
+    "$(pick_python)" -m venv "$VENV"
+  fi
+  install_pinned "$ROOT/requirements.txt"
+  if ! "$VENV/bin/python" -c 'import ocrhub' 2>/dev/null; then
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e "$ROOT"
+  fi
+}
+
+# hub install copies the modules into HUB_HOME; redo it only when their files changed.
+install_modules() {
+  local store="${HUB_HOME:-$HOME/.paddlehub}/modules" sum name missing=0
+  sum="$(cd "$ROOT/modules" && find . -type f -not -path '*/__pycache__/*' | sort | xargs sha256sum | sha256sum)"
+  for name in "${MODULES[@]}"; do [ -f "$store/$name/module.py" ] || missing=1; done
+  if [ "$missing" = 1 ] || [ "$(cat "$store/.ocrhub-installed" 2>/dev/null)" != "$sum" ]; then
+    say "hub install ${MODULES[*]}"
+    (cd "$ROOT/modules" && "$VENV/bin/hub" install "${MODULES[@]/#/$ROOT/modules/}" >/dev/null)
+    echo "$sum" > "$store/.ocrhub-installed"
+  fi
+}
+
+setup() {
+  setup_venv
+  "$VENV/bin/python" "$ROOT/scripts/fetch_models.py"
+  install_modules
+}
+
+ensure_cjk_font() {
+  fc-list :lang=zh 2>/dev/null | grep -q . && return
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    say "installing the CJK font the tests render with ($CJK_FONT_PACKAGE)"
+    apt-get install -y -q fontconfig "$CJK_FONT_PACKAGE" >/dev/null \
+      || { apt-get update -q >/dev/null && apt-get install -y -q fontconfig "$CJK_FONT_PACKAGE" >/dev/null; }
+  else
+    say "the tests need a CJK font: sudo apt-get install $CJK_FONT_PACKAGE"; exit 1
+  fi
+}
+
+command="serve"
+case "${1:-}" in serve|setup|test) command="$1"; shift ;; esac
+export PATH="$VENV/bin:$PATH"
+
+case "$command" in
+  setup) setup ;;
+  test)
+    setup
+    install_pinned "$ROOT/requirements-dev.txt"
+    ensure_cjk_font
+    cd "$ROOT" && exec "$VENV/bin/python" -m pytest "$@" ;;
+  serve)
+    port="${PORT:-9000}"
+    if [ "${1:-}" = "--port" ] && [ -n "${2:-}" ]; then port="$2"; fi
+    setup
+    say "serving ${MODULES[*]} on port $port"
+    exec "$VENV/bin/hub" serving start -m "${MODULES[@]}" -p "$port" ;;
+esac

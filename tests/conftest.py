@@ -1,0 +1,111 @@
+"""Shared fixtures: rendered images with known text, the default config, and a real hub serving server."""
+
+import base64
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import requests
+
+from ocrhub import testimages
+from ocrhub.config import load_config
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+MODULES = ["ocr_system", "ocr_det", "ocr_cls", "ocr_rec"]
+
+
+def normalized(text: str) -> str:
+    """Ground truth ignores spaces: PP-OCR often drops the space between words, never a character."""
+    return "".join(text.split())
+
+
+def covers(found, ink, slack: int = 6, margin: int = 12) -> bool:
+    """A detected box (x0, y0, x1, y1) covers a line's ink: no side cuts more than ``slack`` pixels
+    into it (DB boxes may clip a descender) nor lies more than ``margin`` pixels outside it."""
+    inward = (found[0] - ink[0], found[1] - ink[1], ink[2] - found[2], ink[3] - found[3])
+    return all(-margin <= side <= slack for side in inward)
+
+
+def rect(region) -> tuple:
+    """Axis-aligned bounds of a 4-point text_region."""
+    points = np.asarray(region)
+    return (*points.min(axis=0).tolist(), *points.max(axis=0).tolist())
+
+
+def b64(image: np.ndarray, ext: str = ".png") -> str:
+    ok, data = cv2.imencode(ext, image)
+    assert ok
+    return base64.b64encode(data.tobytes()).decode()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_http(url: str, process: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}")
+        try:
+            requests.get(url, timeout=2)
+            return
+        except requests.ConnectionError:
+            time.sleep(0.3)
+    raise TimeoutError(f"{url} did not answer in {timeout} s")
+
+
+@pytest.fixture(scope="session")
+def font() -> str:
+    return testimages.find_cjk_font()
+
+
+@pytest.fixture(scope="session")
+def pages(font):
+    return {sample.name: sample for sample in testimages.pages(font)}
+
+
+@pytest.fixture(scope="session")
+def lines(font):
+    return testimages.lines(font)
+
+
+@pytest.fixture(scope="session")
+def config():
+    return load_config({}, environ={})
+
+
+@pytest.fixture(scope="session")
+def hub_home(tmp_path_factory):
+    """A private PaddleHub home with the four modules installed by `hub install`, as a user does."""
+    home = tmp_path_factory.mktemp("hub_home")
+    env = {**os.environ, "HUB_HOME": str(home)}
+    subprocess.run([BIN / "hub", "install", *[ROOT / "modules" / m for m in MODULES]],
+                   env=env, check=True, capture_output=True, cwd="/")
+    return home
+
+
+@pytest.fixture(scope="session")
+def hub_server(hub_home, tmp_path_factory):
+    """`hub serving start -m ocr_system ocr_det ocr_cls ocr_rec -p <free port>`, started from /."""
+    port = free_port()
+    log = (tmp_path_factory.mktemp("logs") / "hub_serving.log").open("w")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OCR_")}
+    process = subprocess.Popen([BIN / "hub", "serving", "start", "-m", *MODULES, "-p", str(port)],
+                               env={**env, "HUB_HOME": str(hub_home)}, cwd="/", stdout=log, stderr=log)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_http(url + "/", process)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
