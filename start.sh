@@ -45,7 +45,7 @@ setup_venv() {
     "$(pick_python)" -m venv "$VENV"
   fi
   install_pinned "$ROOT/requirements.txt"
-  if ! "$VENV/bin/python" -c 'import ocrhub' 2>/dev/null; then
+  if ! (cd / && "$VENV/bin/python" -c 'import ocrhub') 2>/dev/null; then
     "$VENV/bin/pip" install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e "$ROOT"
   fi
 }
