@@ -64,9 +64,10 @@ class OcrConfig:
     max_text_length: int = 25
     use_space_char: bool = True
     drop_score: float = 0.5
-    # Request limits (enforced on decoded input by every module).
+    # Request limits (enforced by every module, under any server).
     max_images: int = 64
     max_image_pixels: int = 40_000_000
+    request_timeout: float = 120.0  # seconds of work per request, checked between images
 
     def model_path(self, stage: str) -> Path:
         """Absolute path of a stage's model folder (``det``/``rec``/``cls``) or of ``dict``."""
@@ -78,11 +79,33 @@ class OcrConfig:
         return self.cpu_threads or len(os.sched_getaffinity(0))
 
 
+@dataclass(frozen=True)
+class ServerConfig:
+    """The production launcher's settings (``scripts/serve.py``), from ``OCR_*`` variables too."""
+
+    modules: str = "ocr_system,ocr_det,ocr_cls,ocr_rec"
+    workers: int = 0  # 0: one per core
+    http_threads: int = 2  # connections a worker takes at once; inference runs one at a time
+    max_body_bytes: int = 20 * 1024 * 1024
+    max_requests: int = 0  # recycle a worker after this many requests (0: never)
+    graceful_timeout: float = 30.0
+    data_dir: str = "/tmp/ocrhub"  # the only directory the service writes to
+    offline: bool = True  # refuse outbound network connections from the service's processes
+
+    @property
+    def module_names(self) -> list[str]:
+        return [name.strip() for name in self.modules.split(",") if name.strip()]
+
+    @property
+    def worker_count(self) -> int:
+        return self.workers or len(os.sched_getaffinity(0))
+
+
 FIELDS = {f.name: f for f in dataclasses.fields(OcrConfig)}
 
 
-def _parse(name: str, raw, source: str):
-    kind = type(getattr(OcrConfig, name))
+def _parse(cls, name: str, raw, source: str):
+    kind = type(getattr(cls, name))
     if isinstance(raw, str) and kind is not str:
         text = raw.strip().lower()
         if kind is bool:
@@ -102,24 +125,25 @@ def _parse(name: str, raw, source: str):
     return raw
 
 
-def _overrides(init_args: dict, environ) -> dict:
+def _overrides(cls, init_args: dict, environ) -> dict:
+    fields = {f.name for f in dataclasses.fields(cls)}
     values = {}
     for key, raw in init_args.items():
         if key in _HUB_KEYS:
             continue
-        if key not in FIELDS:
-            raise ConfigError(f"unknown init_arg {key!r}; known: {', '.join(FIELDS)}")
-        values[key] = _parse(key, raw, f"init_arg {key}")
-    for key in FIELDS:
+        if key not in fields:
+            raise ConfigError(f"unknown init_arg {key!r}; known: {', '.join(sorted(fields))}")
+        values[key] = _parse(cls, key, raw, f"init_arg {key}")
+    for key in fields:
         env = ENV_PREFIX + key.upper()
         if environ.get(env, "") != "":
-            values[key] = _parse(key, environ[env], env)
+            values[key] = _parse(cls, key, environ[env], env)
     return values
 
 
 def load_config(init_args: dict | None = None, environ=None) -> OcrConfig:
     """Defaults, then the model set, then ``init_args``, then ``OCR_*`` environment variables."""
-    values = _overrides(init_args or {}, os.environ if environ is None else environ)
+    values = _overrides(OcrConfig, init_args or {}, os.environ if environ is None else environ)
     set_name = values.get("model_set", OcrConfig.model_set)
     for key, value in models.model_set(set_name).items():
         values.setdefault(key, value)
@@ -129,17 +153,25 @@ def load_config(init_args: dict | None = None, environ=None) -> OcrConfig:
     return OcrConfig(**values)
 
 
+def load_server_config(environ=None) -> ServerConfig:
+    values = _overrides(ServerConfig, {}, os.environ if environ is None else environ)
+    _check_choices(values)
+    return ServerConfig(**values)
+
+
 def _check_choices(values: dict) -> None:
     if values.get("det_limit_type", "max") not in ("max", "min"):
         raise ConfigError(f"det_limit_type must be 'max' or 'min', got {values['det_limit_type']!r}")
     for key in ("rec_image_shape", "cls_image_shape"):
         if key in values and len(values[key].split(",")) != 3:
             raise ConfigError(f"{key} must be 'C, H, W', got {values[key]!r}")
-    for key in ("cpu_threads", "max_images", "max_image_pixels", "rec_batch_num", "cls_batch_num"):
+    for key in ("cpu_threads", "max_images", "max_image_pixels", "rec_batch_num", "cls_batch_num",
+                "request_timeout", "workers", "http_threads", "max_body_bytes", "max_requests"):
         if values.get(key, 1) < 0:
             raise ConfigError(f"{key} must not be negative, got {values[key]}")
 
 
 def env_table() -> list[tuple[str, object]]:
-    """(environment variable, default) for every field: the README's configuration table."""
-    return [(ENV_PREFIX + f.name.upper(), f.default) for f in dataclasses.fields(OcrConfig)]
+    """(environment variable, default) for every setting: the README's configuration table."""
+    return [(ENV_PREFIX + f.name.upper(), f.default)
+            for cls in (OcrConfig, ServerConfig) for f in dataclasses.fields(cls)]

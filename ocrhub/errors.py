@@ -7,3 +7,7 @@ class ConfigError(ValueError):
 
 class InputError(ValueError):
     """A request is wrong; the message names the image and the reason."""
+
+
+class TimeBudgetError(RuntimeError):
+    """A request ran past its time budget (``request_timeout``)."""

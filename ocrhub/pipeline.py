@@ -127,3 +127,15 @@ def recognizer(config: OcrConfig) -> Recognizer:
 def system(config: OcrConfig) -> System:
     cls = classifier(config) if config.use_angle_cls else None
     return System(detector(config), cls, recognizer(config), config.drop_score)
+
+
+def warm_up(config: OcrConfig, task: str) -> None:
+    """Run each stage a task uses once, so the first request does not pay for initialisation."""
+    page = np.full((96, 320, 3), 255, np.uint8)
+    page[40:56, 20:300] = 0  # one dark bar: detection finds a line, the line reaches cls and rec
+    if task in ("system", "det"):
+        detector(config)(page)
+    if task == "cls" or (task == "system" and config.use_angle_cls):
+        classifier(config)([page[32:64]])
+    if task in ("system", "rec"):
+        recognizer(config)([page[32:64]])

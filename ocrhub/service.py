@@ -14,13 +14,14 @@ the top-left; boxes are ordered top-to-bottom, left-to-right.
 from __future__ import annotations
 
 import contextlib
+import time
 
 import numpy as np
 
 from ocrhub import images as image_input
 from ocrhub import pipeline
 from ocrhub.config import OcrConfig
-from ocrhub.errors import ConfigError
+from ocrhub.errors import ConfigError, TimeBudgetError
 
 
 def _region(box: np.ndarray) -> list[list[int]]:
@@ -29,14 +30,13 @@ def _region(box: np.ndarray) -> list[list[int]]:
 
 def _system(config: OcrConfig):
     system = pipeline.system(config)
-    return lambda batch: [
-        [{"text": text, "confidence": score, "text_region": _region(box)} for box, text, score in system(image)]
-        for image in batch]
+    return lambda image: [{"text": text, "confidence": score, "text_region": _region(box)}
+                          for box, text, score in system(image)]
 
 
 def _det(config: OcrConfig):
     detector = pipeline.detector(config)
-    return lambda batch: [[{"text_region": _region(box)} for box in detector(image)] for image in batch]
+    return lambda image: [{"text_region": _region(box)} for box in detector(image)]
 
 
 def _rec(config: OcrConfig):
@@ -49,7 +49,8 @@ def _cls(config: OcrConfig):
     return lambda batch: [[{"angle": angle, "confidence": score} for angle, score in classifier(batch)[1]]]
 
 
-TASKS = {"system": _system, "det": _det, "rec": _rec, "cls": _cls}
+PER_IMAGE = {"system": _system, "det": _det}  # one result list per image
+PER_BATCH = {"rec": _rec, "cls": _cls}  # each image is one line; the lines go through as one batch
 
 
 class OcrService:
@@ -57,22 +58,28 @@ class OcrService:
 
     def __init__(self, task: str, config: OcrConfig):
         self.task, self.config = task, config
-        self._run = TASKS[task](config)
-        self.warm_up()
+        self._per_image = task in PER_IMAGE
+        self._run = (PER_IMAGE if self._per_image else PER_BATCH)[task](config)
+        pipeline.warm_up(config, task)
 
-    def predict(self, batch: list[np.ndarray]) -> list:
-        """BGR arrays in, PaddleOCR-shaped results out."""
-        return self._run(batch)
+    def predict(self, batch: list[np.ndarray], deadline: float | None = None) -> list:
+        """BGR arrays in, PaddleOCR-shaped results out; stops past ``deadline`` (time.monotonic)."""
+        if not self._per_image:
+            return self._run(batch)
+        results = []
+        for image in batch:
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeBudgetError(
+                    f"request exceeded its time budget of {self.config.request_timeout:g} s after "
+                    f"{len(results)} of {len(batch)} images; send fewer or smaller images")
+            results.append(self._run(image))
+        return results
 
     def serve(self, images) -> list:
         """The ``images`` field of a request in, results out; bad input raises ``InputError``."""
         config = self.config
-        return self.predict(image_input.decode_all(images, config.max_images, config.max_image_pixels))
-
-    def warm_up(self) -> None:
-        """One prediction on a blank page, so the first request does not pay for initialisation."""
-        page = np.full((64, 256, 3), 255, np.uint8)
-        self.predict([page])
+        deadline = time.monotonic() + config.request_timeout if config.request_timeout else None
+        return self.predict(image_input.decode_all(images, config.max_images, config.max_image_pixels), deadline)
 
 
 @contextlib.contextmanager
