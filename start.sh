@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # One command from a fresh clone to an OCR service on port 9000, from any directory.
 #
-#   ./start.sh [serve] [--port N]   set up (venv, pinned deps, models, hub install), then serve
+#   ./start.sh [serve] [--port N]   set up (venv, pinned deps, models, hub install), then serve with
+#                                   the production launcher (scripts/serve.py: gunicorn workers)
+#   ./start.sh plain [--port N]     set up, then serve with PaddleHub's own `hub serving start`
 #   ./start.sh setup                set up only
 #   ./start.sh test [pytest args]   set up, add the test dependencies and a CJK font, run the tests
 #
@@ -80,7 +82,7 @@ ensure_cjk_font() {
 }
 
 command="serve"
-case "${1:-}" in serve|setup|test) command="$1"; shift ;; esac
+case "${1:-}" in serve|plain|setup|test) command="$1"; shift ;; esac
 export PATH="$VENV/bin:$PATH"
 
 case "$command" in
@@ -90,10 +92,13 @@ case "$command" in
     install_pinned "$ROOT/requirements-dev.txt"
     ensure_cjk_font
     cd "$ROOT" && exec "$VENV/bin/python" -m pytest "$@" ;;
-  serve)
+  serve|plain)
     port="${PORT:-9000}"
     if [ "${1:-}" = "--port" ] && [ -n "${2:-}" ]; then port="$2"; fi
     setup
     say "serving ${MODULES[*]} on port $port"
-    exec "$VENV/bin/hub" serving start -m "${MODULES[@]}" -p "$port" ;;
+    if [ "$command" = plain ]; then
+      exec "$VENV/bin/hub" serving start -m "${MODULES[@]}" -p "$port"
+    fi
+    PORT="$port" exec "$VENV/bin/python" "$ROOT/scripts/serve.py" ;;
 esac

@@ -53,20 +53,20 @@ def prepare_environment(server: ServerConfig) -> None:
     os.environ.setdefault("OCR_CPU_THREADS", str(max(1, cores // server.worker_count)))
 
 
-def _is_local(host) -> bool:
-    if host in (None, "", "localhost"):
-        return True
+def _ip(host):
     try:
-        address = ipaddress.ip_address(host)
+        return ipaddress.ip_address(host)
     except ValueError:
-        return False
-    return address.is_loopback or address.is_unspecified  # 0.0.0.0 is what a server binds
+        return None
 
 
 def _refuse_outbound(event: str, args) -> None:
-    if event == "socket.connect" and isinstance(args[1], tuple) and not _is_local(args[1][0]):
-        raise PermissionError(f"ocrhub is offline (OCR_OFFLINE): refused a connection to {args[1]}")
-    if event == "socket.getaddrinfo" and not _is_local(args[0]):
+    """Audit hook: a connection must stay on this host; a name lookup (DNS) must not be needed."""
+    if event == "socket.connect" and isinstance(args[1], tuple):
+        address = _ip(args[1][0])
+        if address is None or not (address.is_loopback or address.is_unspecified):
+            raise PermissionError(f"ocrhub is offline (OCR_OFFLINE): refused a connection to {args[1]}")
+    elif event == "socket.getaddrinfo" and args[0] not in (None, "", "localhost") and _ip(args[0]) is None:
         raise PermissionError(f"ocrhub is offline (OCR_OFFLINE): refused to resolve {args[0]}")
 
 
@@ -105,6 +105,12 @@ def _pre_fork(server, _worker):
         WORKER_RESTARTS.inc()
 
 
+def _post_worker_init(worker):
+    """``import paddle`` installs its own C-level SIGTERM handler (glog's, which aborts): put
+    gunicorn's back, so SIGTERM is a graceful stop that lets in-flight requests finish."""
+    worker.init_signals()
+
+
 def gunicorn_options(server: ServerConfig, host: str, port: int) -> dict:
     request_timeout = load_config().request_timeout
     return {
@@ -125,6 +131,7 @@ def gunicorn_options(server: ServerConfig, host: str, port: int) -> dict:
         "errorlog": "-",
         "child_exit": _child_exit,
         "pre_fork": _pre_fork,
+        "post_worker_init": _post_worker_init,
     }
 
 

@@ -51,17 +51,53 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_for_http(url: str, process: subprocess.Popen, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
+def wait_for_http(url: str, process: subprocess.Popen, timeout: float = 120, ok=lambda r: True) -> list[int]:
+    """Poll ``url`` until ``ok(response)``; returns the HTTP codes seen on the way."""
+    deadline, seen = time.monotonic() + timeout, []
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"server exited with {process.returncode}")
         try:
-            requests.get(url, timeout=2)
-            return
-        except requests.ConnectionError:
-            time.sleep(0.3)
+            response = requests.get(url, timeout=2)
+            seen.append(response.status_code)
+            if ok(response):
+                return seen
+        except (requests.ConnectionError, requests.Timeout):  # not listening, or a worker still importing
+            pass
+        time.sleep(0.1)
     raise TimeoutError(f"{url} did not answer in {timeout} s")
+
+
+class Server:
+    """``scripts/serve.py`` (the production launcher) on a free port, started from /."""
+
+    def __init__(self, data_dir: Path, **env: str):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = data_dir / "server.log"
+        clean = {k: v for k, v in os.environ.items() if not k.startswith(("OCR_", "HUB_HOME", "PROMETHEUS"))}
+        env = {"OCR_DATA_DIR": str(data_dir), "OCR_WORKERS": "2", "PORT": str(self.port), **env}
+        with self.log_path.open("w") as log:
+            self.process = subprocess.Popen([sys.executable, ROOT / "scripts" / "serve.py"], env={**clean, **env},
+                                            cwd="/", stdout=log, stderr=subprocess.STDOUT)
+        self.health_codes = wait_for_http(self.url + "/health", self.process, ok=lambda r: r.status_code == 200)
+
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.terminate()
+        return self.process.wait(timeout=60)
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory):
+    """One production server for the session: 2 workers, small limits so the tests can reach them."""
+    instance = Server(tmp_path_factory.mktemp("server"), OCR_MAX_BODY_BYTES=str(4 * 1024 * 1024),
+                      OCR_MAX_IMAGES="8", OCR_MAX_IMAGE_PIXELS="20000000")
+    yield instance
+    instance.stop()
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,173 @@
+"""The production launcher (scripts/serve.py) over HTTP: health, metrics, limits, faults, lifecycle."""
+
+import base64
+import io
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import psutil
+import pytest
+import requests
+from PIL import Image
+
+from conftest import Server, b64, normalized
+
+
+def post(url, module, **kwargs):
+    return requests.post(f"{url}/predict/{module}", timeout=120, **kwargs)
+
+
+def metric(url: str, name: str) -> float:
+    """Sum of a metric's samples whose line starts with ``name`` (labels included in ``name``)."""
+    lines = requests.get(url + "/metrics", timeout=10).text.splitlines()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in lines if line.startswith(name))
+
+
+def workers(server: Server) -> list[int]:
+    return sorted(child.pid for child in psutil.Process(server.process.pid).children())
+
+
+def test_health_is_503_while_loading_then_200(server):
+    assert 503 in server.health_codes and server.health_codes[-1] == 200
+    body = requests.get(server.url + "/health", timeout=10).json()
+    assert body["status"] == "ok" and body["model_set"] == "mobile"
+    assert body["modules"] == ["ocr_system", "ocr_det", "ocr_cls", "ocr_rec"]
+
+
+def test_ocr_and_metrics_move(server, pages):
+    before = metric(server.url, 'ocr_requests_total{module="ocr_system",status="000"}')
+    images_before = metric(server.url, 'ocr_images_total{module="ocr_system"}')
+    sample = pages["chinese"]
+    answer = post(server.url, "ocr_system", json={"images": [b64(sample.image)] * 2}).json()
+    assert answer["status"] == "000"
+    assert [normalized(l["text"]) for l in answer["results"][0]] == [normalized(t) for t in sample.texts]
+    assert metric(server.url, 'ocr_requests_total{module="ocr_system",status="000"}') == before + 1
+    assert metric(server.url, 'ocr_images_total{module="ocr_system"}') == images_before + 2
+    assert metric(server.url, 'ocr_request_duration_seconds_count{module="ocr_system"}') >= 1
+    assert metric(server.url, 'ocr_request_bytes_total{module="ocr_system"}') > 0
+    assert "ocr_in_flight_requests" in requests.get(server.url + "/metrics").text
+
+
+def png(width, height, mode="1") -> str:
+    buffer = io.BytesIO()
+    Image.new(mode, (width, height)).save(buffer, "PNG", optimize=True)
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+@pytest.mark.parametrize("kwargs, http, status, message", [
+    ({"data": b"x" * (5 * 1024 * 1024), "headers": {"Content-Type": "application/json"}},
+     413, "101", "request body too large: limit 4194304 bytes"),
+    ({"json": {"images": [png(4, 4)] * 9}}, 400, "101", "too many images: 9 (limit 8 per request)"),
+    ({"json": {"images": [png(4, 4), png(10000, 10000)]}}, 400, "101", "image 1: image too large: 10000×10000"),
+    ({"json": {"images": ["data:image/png;base64," + png(4, 4), "%%"]}}, 400, "101", "image 1: invalid base64"),
+    ({"json": {"images": [base64.b64encode(b"GIF89a nonsense").decode()]}}, 400, "101", "image 0: not a decodable image"),
+    ({"json": {"images": []}}, 400, "101", "'images' is empty"),
+    ({"json": {"images": {"0": "abc"}}}, 400, "101", "'images' must be a list of base64 strings, got dict"),
+    ({"json": {"image": ["abc"]}}, 400, "101", "missing 'images'"),
+    ({"json": ["abc"]}, 400, "101", "the body must be a JSON object"),
+    ({"data": b"images=abc"}, 400, "112", "the body must be JSON"),
+    ({"data": b"{not json", "headers": {"Content-Type": "application/json"}}, 400, "112", "the body must be JSON"),
+])
+def test_limits_and_bad_input(server, lines, kwargs, http, status, message):
+    response = post(server.url, "ocr_system", **kwargs)
+    assert response.status_code == http
+    answer = response.json()
+    assert answer["status"] == status and message in answer["msg"], answer
+    good = post(server.url, "ocr_rec", json={"images": [b64(lines[0].image)]}).json()
+    assert good["status"] == "000" and normalized(good["results"][0][0]["text"]) == normalized(lines[0].texts[0])
+
+
+def test_unknown_module_and_paths_key(server, lines, tmp_path):
+    response = post(server.url, "ocr_nothing", json={"images": [b64(lines[0].image)]})
+    assert response.status_code == 404 and response.json()["status"] == "111"
+    secret = tmp_path / "secret.png"
+    Image.new("RGB", (64, 64)).save(secret)
+    answer = post(server.url, "ocr_rec", json={"images": [b64(lines[0].image)], "paths": [str(secret)]}).json()
+    assert answer["status"] == "000" and len(answer["results"][0]) == 1  # the file was not read
+
+
+def test_transparent_grayscale_and_16_bit_images_are_read(server, lines):
+    line = Image.fromarray(lines[0].image[:, :, ::-1])
+    rgba = line.convert("RGBA")
+    rgba.putalpha(Image.eval(line.convert("L"), lambda v: 255 - v))  # text opaque, paper transparent
+    variants = [rgba, line.convert("L"), line.convert("L").point(lambda v: v * 257, "I"), line.convert("P")]
+    encoded = []
+    for image in variants:
+        buffer = io.BytesIO()
+        (image.convert("I;16") if image.mode == "I" else image).save(buffer, "PNG")
+        encoded.append(base64.b64encode(buffer.getvalue()).decode())
+    answer = post(server.url, "ocr_rec", json={"images": encoded}).json()
+    assert answer["status"] == "000"
+    assert [normalized(r["text"]) for r in answer["results"][0]] == [normalized(lines[0].texts[0])] * 4
+
+
+def test_a_killed_worker_is_replaced(server, lines):
+    before = workers(server)
+    restarts = metric(server.url, "ocr_worker_restarts_total")
+    os.kill(before[0], signal.SIGKILL)
+    for _ in range(3):  # answered by the other worker meanwhile
+        assert post(server.url, "ocr_rec", json={"images": [b64(lines[1].image)]}).json()["status"] == "000"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (len(workers(server)) < 2 or before[0] in workers(server)):
+        time.sleep(0.2)
+    assert len(workers(server)) == 2 and before[0] not in workers(server)
+    assert metric(server.url, "ocr_worker_restarts_total") == restarts + 1
+    for _ in range(4):
+        requests.get(server.url + "/health", timeout=60)
+    answer = post(server.url, "ocr_system", json={"images": [b64(lines[1].image)]}).json()
+    assert answer["status"] == "000"
+
+
+def test_sigterm_finishes_in_flight_requests(tmp_path, pages):
+    server = Server(tmp_path, OCR_WORKERS="1")
+    images = [b64(page.image) for page in pages.values()] * 2
+    answers = []
+    request = threading.Thread(target=lambda: answers.append(
+        post(server.url, "ocr_system", json={"images": images}).json()))
+    request.start()
+    time.sleep(0.5)  # the request is being worked on
+    server.process.send_signal(signal.SIGTERM)
+    request.join(timeout=90)
+    assert server.process.wait(timeout=60) == 0
+    assert answers and answers[0]["status"] == "000" and len(answers[0]["results"]) == len(images)
+    assert "refused" not in server.log()  # and no outbound connection was even attempted
+
+
+def test_time_budget(tmp_path, pages):
+    server = Server(tmp_path, OCR_WORKERS="1", OCR_REQUEST_TIMEOUT="0.3")
+    try:
+        response = post(server.url, "ocr_system", json={"images": [b64(p.image) for p in pages.values()] * 2})
+        assert response.status_code == 504
+        assert "exceeded its time budget of 0.3 s after" in response.json()["msg"]
+    finally:
+        server.stop()
+
+
+def test_a_missing_model_stops_the_launcher_with_one_line(tmp_path):
+    env = {**os.environ, "OCR_DATA_DIR": str(tmp_path), "OCR_REC_MODEL_DIR": str(tmp_path / "no_rec")}
+    result = subprocess.run([sys.executable, "scripts/serve.py", "--port", "1"], env=env, capture_output=True,
+                            text=True, timeout=60, cwd=os.path.dirname(os.path.dirname(__file__)))
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"serve: model file {tmp_path / 'no_rec' / 'inference.pdmodel'} is missing or empty; fetch it with: "
+        "python scripts/fetch_models.py --set mobile  (or ./start.sh, which runs it)")
+
+
+def test_outbound_connections_are_refused():
+    code = ("from ocrhub.launcher import refuse_outbound_connections as r; r()\n"
+            "import socket\n"
+            "for target in [('192.0.2.1', 80), ('paddlepaddle.org.cn', 443)]:\n"
+            "    try:\n"
+            "        socket.create_connection(target, timeout=2); print('connected')\n"
+            "    except PermissionError as err: print(err)\n"
+            "server = socket.create_server(('127.0.0.1', 0)); socket.create_connection(server.getsockname()).close()\n"
+            "print('loopback ok')\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    assert result.stdout.splitlines() == [
+        "ocrhub is offline (OCR_OFFLINE): refused a connection to ('192.0.2.1', 80)",
+        "ocrhub is offline (OCR_OFFLINE): refused to resolve paddlepaddle.org.cn",
+        "loopback ok"], result.stderr
