@@ -13,7 +13,7 @@ module registry, and adds what a network service needs:
   (warm-up), 503 before;
 - ``GET /metrics``: Prometheus, aggregated over all workers (``prometheus_client`` multiprocess
   mode when ``PROMETHEUS_MULTIPROC_DIR`` is set);
-- ``GET /``: the upload page from ``ocrhub/web`` when present.
+- ``GET /``: the upload page from ``ocrhub/web``; ``GET /openapi.json``: the API's description.
 
 All inference of a worker runs on one dedicated thread that also loads the modules, so Paddle's
 per-thread MKLDNN caches exist once, ``/health`` and ``/metrics`` answer while a long request runs,
@@ -165,6 +165,10 @@ def create_app(server: ServerConfig | None = None) -> Flask:
         return 'ocrhub: POST /predict/&lt;module&gt; {"images": ["&lt;base64&gt;", ...]}'
 
     app.view_functions["index"] = index
+
+    @app.get("/openapi.json")
+    def openapi():
+        return send_from_directory(WEB_DIR, "openapi.json")
 
     @app.get("/static/<path:name>")
     def static_file(name: str):

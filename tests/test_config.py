@@ -1,6 +1,6 @@
 import pytest
 
-from ocrhub import pipeline
+from ocrhub import models, pipeline
 from ocrhub.config import FIELDS, OcrConfig, env_table, load_config
 from ocrhub.errors import ConfigError
 
@@ -53,3 +53,9 @@ def test_every_field_has_an_environment_variable():
     names = [name for name, _ in env_table()]
     assert "OCR_MODEL_SET" in names and "OCR_DET_DB_BOX_THRESH" in names
     assert len(names) == len(set(names)) > len(FIELDS)
+
+
+def test_every_environment_variable_is_documented():
+    readme = (models.DEFAULT_INFERENCE_DIR.parent / "README.md").read_text()
+    missing = [name for name, _ in env_table() if name not in readme]
+    assert not missing, f"README lacks {missing}"
