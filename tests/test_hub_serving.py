@@ -1,6 +1,7 @@
 """The four modules under a real `hub serving start`, over HTTP, in PaddleOCR's wire format."""
 
 import base64
+import json
 import os
 import subprocess
 
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 import requests
 
-from conftest import BIN, MODULES, b64, covers, free_port, normalized, rect
+from conftest import BIN, ROOT, b64, covers, free_port, normalized, rect, wait_for_http
 
 
 def post(url, module, body, **kwargs):
@@ -97,3 +98,26 @@ def test_missing_model_folder_stops_start_up_with_one_line(hub_home, tmp_path):
     assert last.startswith("ocr_det: model file ")
     assert str(tmp_path / "no_det" / "inference.pdmodel") in last and "fetch_models.py" in last
     assert "Traceback" not in result.stderr
+
+
+def test_config_json_init_args_reach_the_module(hub_home, tmp_path, pages):
+    """`hub serving start -c config.json`: the module's own file, with init_args changed."""
+    config = json.loads((ROOT / "modules" / "ocr_system" / "config.json").read_text())
+    port = free_port()
+    config["port"] = port
+    config["modules_info"]["ocr_system"]["init_args"]["drop_score"] = 0.99  # drops the one line read at 0.965
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OCR_")}
+    process = subprocess.Popen([BIN / "hub", "serving", "start", "-c", path], env={**env, "HUB_HOME": str(hub_home)},
+                               cwd="/", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/", process)
+        answer = post(f"http://127.0.0.1:{port}", "ocr_system", {"images": [b64(pages["mixed"].image)]})
+        assert answer["status"] == "000"
+        scores = [line["confidence"] for line in answer["results"][0]]
+        assert scores and all(score >= 0.99 for score in scores)
+        assert len(scores) == len(pages["mixed"].texts) - 1  # the default drop_score keeps all four
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
