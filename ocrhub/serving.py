@@ -170,10 +170,6 @@ def create_app(server: ServerConfig | None = None) -> Flask:
     def openapi():
         return send_from_directory(WEB_DIR, "openapi.json")
 
-    @app.get("/static/<path:name>")
-    def static_file(name: str):
-        return send_from_directory(WEB_DIR / "static", name)
-
     @app.errorhandler(RequestEntityTooLarge)
     def too_large(_err):
         return envelope("101", f"request body too large: limit {server.max_body_bytes} bytes "

@@ -1,0 +1,307 @@
+#!/usr/bin/env python3
+"""OCR images with the ocrhub service (PaddleOCR's hubserving protocol), from a shell or from Python.
+
+    python scripts/ocr_client.py photo.jpg scans/ 'receipts/**/*.png'
+    python scripts/ocr_client.py --json --module ocr_det --concurrency 4 scans/ > boxes.jsonl
+    python scripts/ocr_client.py --quiet --out vis/ scans/   # save each image with its boxes and text
+
+Folders are searched recursively for image files; globs are expanded (quote them to use ``**``).
+Each image is one request, so a bad file fails alone: it is named on stderr with the server's
+message, and the exit status is 1 when any image failed (2 for a usage error). A refused
+connection or a server still loading (503) is retried with exponential backoff.
+
+As a library (with scripts/ on ``sys.path``; needs only ``requests``, plus Pillow to visualise):
+
+    from ocr_client import OcrClient, OcrError
+    client = OcrClient("http://127.0.0.1:9000")
+    for line in client.ocr("photo.jpg"):
+        print(line["text"], line["confidence"], line["text_region"])
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import concurrent.futures
+import functools
+import glob
+import io
+import json
+import math
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+DEFAULT_URL = "http://127.0.0.1:9000"
+MODULES = ("ocr_system", "ocr_det", "ocr_rec", "ocr_cls")
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+PALETTE = [(37, 99, 235), (220, 38, 38), (5, 150, 105), (217, 119, 6), (124, 58, 237), (8, 145, 178)]
+
+
+class OcrError(Exception):
+    """The server answered with an error envelope, or could not be reached."""
+
+    def __init__(self, message: str, status: str | None = None, http_status: int | None = None):
+        super().__init__(message)
+        self.status, self.http_status = status, http_status
+
+
+class OcrClient:
+    """One server. ``predict`` sends images in one request; the methods are safe to call from threads."""
+
+    def __init__(self, url: str = DEFAULT_URL, module: str = "ocr_system", timeout: float = 300,
+                 retries: int = 4, backoff: float = 0.5):
+        self.url, self.module, self.timeout = url.rstrip("/"), module, timeout
+        self.retries, self.backoff = retries, backoff
+
+    def predict(self, images: list, module: str | None = None) -> list:
+        """Results for each image (a path or the bytes of an image file), in order: for ocr_system a
+        list of ``{text, confidence, text_region}``, ocr_det a list of ``{text_region}``, ocr_rec one
+        ``{text, confidence}``, ocr_cls one ``{angle, confidence}``. Raises OcrError."""
+        module = module or self.module
+        body = {"images": [base64.b64encode(_read(image)).decode("ascii") for image in images]}
+        response = self._post(f"{self.url}/predict/{module}", body)
+        try:
+            answer = response.json()
+        except ValueError:
+            raise OcrError(f"HTTP {response.status_code} without a JSON envelope: {response.text[:200]}",
+                           http_status=response.status_code) from None
+        if answer.get("status") != "000":
+            raise OcrError(answer.get("msg") or f"status {answer.get('status')}", answer.get("status"),
+                           response.status_code)
+        # PaddleOCR's ocr_rec and ocr_cls answer [[one object per image]]
+        return answer["results"][0] if module in ("ocr_rec", "ocr_cls") else answer["results"]
+
+    def ocr(self, image, module: str | None = None):
+        """The result of one image (see ``predict``)."""
+        return self.predict([image], module)[0]
+
+    def _post(self, url: str, body: dict) -> requests.Response:
+        for attempt in range(self.retries + 1):
+            try:
+                response = requests.post(url, json=body, timeout=self.timeout)
+                if response.status_code != 503 or attempt == self.retries:  # 503: the models are loading
+                    return response
+            except requests.Timeout as err:
+                if not isinstance(err, requests.ConnectTimeout):
+                    raise OcrError(f"no answer from {self.url} within {self.timeout:g} s") from None
+                if attempt == self.retries:
+                    raise OcrError(f"cannot reach {self.url}: connection timed out") from None
+            except requests.ConnectionError as err:
+                if attempt == self.retries:
+                    raise OcrError(f"cannot reach {self.url}: {_reason(err)}") from None
+            time.sleep(self.backoff * 2 ** attempt)
+        raise AssertionError("unreachable")
+
+
+def _read(image) -> bytes:
+    return image if isinstance(image, (bytes, bytearray)) else Path(image).read_bytes()
+
+
+def _reason(err: Exception) -> str:
+    """'Connection refused' rather than urllib3's nested retry message."""
+    match = re.search(r"\[Errno -?\d+\] ([^'\")]+)", str(err))
+    return match.group(1).strip() if match else str(err)
+
+
+# ---- visualisation -------------------------------------------------------------------------------
+
+def find_cjk_font() -> str | None:
+    """A font covering Chinese, from fontconfig (Debian: fonts-wqy-microhei)."""
+    try:
+        listed = subprocess.run(["fc-list", ":lang=zh", "file"], capture_output=True, text=True).stdout
+    except OSError:
+        return None
+    fonts = sorted(line.strip().rstrip(":") for line in listed.splitlines() if line.strip())
+    return fonts[0] if fonts else None
+
+
+@functools.lru_cache(maxsize=64)
+def _font(path: str | None, size: int):
+    from PIL import ImageFont
+
+    return ImageFont.truetype(path, size) if path else ImageFont.load_default(size)
+
+
+def visualize(data: bytes, module: str, result, font_path: str | None = None):
+    """A PIL image: the picture with its boxes drawn (left) beside the text written where it was found."""
+    from PIL import Image, ImageDraw, ImageOps
+
+    picture = ImageOps.exif_transpose(Image.open(io.BytesIO(data)))  # the server honours EXIF rotation too
+    if picture.mode in ("RGBA", "LA", "PA") or "transparency" in picture.info:  # laid on white, as the server does
+        picture = Image.alpha_composite(Image.new("RGBA", picture.size, "white"), picture.convert("RGBA"))
+    picture = picture.convert("RGB")
+    width, height = picture.size
+    whole = [[0, 0], [width - 1, 0], [width - 1, height - 1], [0, height - 1]]
+    if module == "ocr_system":
+        entries = [(line["text_region"], line["text"]) for line in result]
+    elif module == "ocr_det":
+        entries = [(box["text_region"], str(i + 1)) for i, box in enumerate(result)]
+    elif module == "ocr_cls":
+        entries = [(whole, f"{result['angle']}° ({result['confidence']:.2f})")]
+    else:
+        entries = [(whole, result["text"])]
+
+    shade = Image.new("RGBA", picture.size, (0, 0, 0, 0))
+    text_side = Image.new("RGB", picture.size, "white")
+    boxes, writing = ImageDraw.Draw(shade), ImageDraw.Draw(text_side)
+    for i, (region, label) in enumerate(entries):
+        color, points = PALETTE[i % len(PALETTE)], [tuple(point) for point in region]
+        if region is not whole:
+            boxes.polygon(points, fill=color + (50,), outline=color + (255,), width=2)
+            writing.polygon(points, outline=color, width=1)
+        box_width, box_height = math.dist(points[0], points[1]), math.dist(points[0], points[3])
+        size = max(8, int(box_height * 0.8))
+        text_width = writing.textlength(label, font=_font(font_path, size))
+        if text_width > box_width - 4:
+            size = max(8, int(size * (box_width - 4) / text_width))
+        left, middle = min(x for x, _ in points) + 2, sum(y for _, y in points) / 4
+        writing.text((left, middle), label, font=_font(font_path, size), fill=(20, 20, 20), anchor="lm")
+
+    canvas = Image.new("RGB", (2 * width, height), "white")
+    canvas.paste(Image.alpha_composite(picture.convert("RGBA"), shade).convert("RGB"), (0, 0))
+    canvas.paste(text_side, (width, 0))
+    ImageDraw.Draw(canvas).line([(width, 0), (width, height)], fill=(200, 200, 200))
+    return canvas
+
+
+# ---- command line --------------------------------------------------------------------------------
+
+def collect(patterns: list[str], parser: argparse.ArgumentParser) -> list[Path]:
+    files: list[Path] = []
+    for pattern in patterns:
+        path = Path(pattern)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        elif path.is_file():
+            found = [path]
+        else:
+            found = sorted(Path(p) for p in glob.glob(pattern, recursive=True) if Path(p).is_file())
+        if not found:
+            parser.error(f"{pattern}: no such file, no images in that folder, or no match")
+        files += found
+    return list(dict.fromkeys(files))
+
+
+def as_text(module: str, result) -> list[str]:
+    if module == "ocr_system":
+        return [line["text"] for line in result]
+    if module == "ocr_det":
+        return [" ".join(f"{x},{y}" for x, y in box["text_region"]) for box in result]
+    if module == "ocr_cls":
+        return [f"{result['angle']}° (confidence {result['confidence']:.3f})"]
+    return [result["text"]] if module == "ocr_rec" else [json.dumps(result, ensure_ascii=False)]
+
+
+def output_names(files: list[Path], folder: Path) -> list[Path]:
+    """<stem>_ocr.jpg per image, numbered when two images share a name."""
+    names, used = [], set()
+    for path in files:
+        name, n = f"{path.stem}_ocr.jpg", 1
+        while name in used:
+            n += 1
+            name = f"{path.stem}_ocr-{n}.jpg"
+        used.add(name)
+        names.append(folder / name)
+    return names
+
+
+def process(client: OcrClient, path: Path, out: Path | None, font: str | None) -> dict:
+    """One image: its JSON line, with "results" or "error"."""
+    record = {"file": str(path)}
+    try:
+        data = path.read_bytes()
+        record["results"] = client.ocr(data)
+        if out:
+            visualize(data, client.module, record["results"], font).save(out, quality=90)
+            record["visualization"] = str(out)
+    except OcrError as err:
+        record["error"] = re.sub(r"^image 0: ", "", str(err))  # one image per request: the index says nothing
+    except OSError as err:
+        record["error"] = f"{err.strerror or err}"
+    except Exception as err:  # Pillow cannot draw a file the server could read
+        record["error"] = f"visualisation failed: {type(err).__name__}: {err}"
+    return record
+
+
+def progress_bar(total: int):
+    if total <= 3 or not sys.stderr.isatty():
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, unit="image", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="OCR image files with an ocrhub server.",
+                                     epilog="Exit status: 0 all images done, 1 some image failed, 2 usage error.")
+    parser.add_argument("paths", nargs="+", help="image files, folders (searched recursively) or globs")
+    parser.add_argument("--url", default=DEFAULT_URL, help=f"server address (default {DEFAULT_URL})")
+    parser.add_argument("--module", default="ocr_system", choices=MODULES, help="default ocr_system")
+    parser.add_argument("--concurrency", type=int, default=2, metavar="N", help="requests in flight (default 2)")
+    shown = parser.add_mutually_exclusive_group()
+    shown.add_argument("--json", action="store_true", help="print one JSON object per image")
+    shown.add_argument("--quiet", action="store_true", help="print no results (failures still go to stderr)")
+    parser.add_argument("--out", type=Path, metavar="DIR",
+                        help="save <name>_ocr.jpg per image: boxes, and the text beside")
+    parser.add_argument("--font", metavar="PATH", help="font for --out (default: a CJK font from fc-list :lang=zh)")
+    parser.add_argument("--timeout", type=float, default=300, metavar="SECONDS",
+                        help="seconds to wait for an answer (default 300)")
+    parser.add_argument("--retries", type=int, default=4, metavar="N",
+                        help="retries of a refused connection or a loading server (default 4)")
+    args = parser.parse_args(argv)
+    if args.concurrency < 1:
+        parser.error("--concurrency must be at least 1")
+    files = collect(args.paths, parser)
+    font = None
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        font = args.font or find_cjk_font()
+        if not font:
+            print("ocr_client: no CJK font found (install fonts-wqy-microhei or pass --font); "
+                  "Chinese text will not show in the pictures", file=sys.stderr)
+    outs = output_names(files, args.out) if args.out else [None] * len(files)
+    client = OcrClient(args.url, args.module, timeout=args.timeout, retries=args.retries)
+
+    bar = progress_bar(len(files))
+    write = bar.write if bar else lambda text, file: print(text, file=file, flush=True)
+    failed = []
+    pool = concurrent.futures.ThreadPoolExecutor(args.concurrency)
+    try:
+        futures = [pool.submit(process, client, path, out, font) for path, out in zip(files, outs)]
+        if bar:
+            for future in futures:
+                future.add_done_callback(lambda _: bar.update())
+        for future in futures:  # in input order, as each is ready
+            record = future.result()
+            if "error" in record:
+                failed.append(record["file"])
+                write(f"ocr_client: {record['file']}: {record['error']}", file=sys.stderr)
+            if args.json:
+                write(json.dumps(record, ensure_ascii=False), file=sys.stdout)
+            elif not args.quiet and "results" in record:
+                lines = as_text(args.module, record["results"])
+                if len(files) > 1:  # headed like head(1) and tail(1)
+                    lines = [f"==> {record['file']} <==", *lines, ""]
+                if lines:
+                    write("\n".join(lines), file=sys.stdout)
+    except KeyboardInterrupt:
+        pool.shutdown(wait=False, cancel_futures=True)
+        return 130
+    finally:
+        pool.shutdown()
+        if bar:
+            bar.close()
+    if failed:
+        print(f"ocr_client: {len(failed)} of {len(files)} images failed: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,176 @@
+"""scripts/ocr_client.py against the production server: as a command and as a class."""
+
+import fcntl
+import io
+import json
+import os
+import pty
+import re
+import socket
+import struct
+import subprocess
+import sys
+import termios
+import threading
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import ROOT, free_port, normalized, rect
+from ocr_client import OcrClient, OcrError  # scripts/ is on pytest's pythonpath (pyproject.toml)
+
+CLIENT = ROOT / "scripts" / "ocr_client.py"
+
+
+@pytest.fixture(scope="module")
+def folder(pages, tmp_path_factory):
+    """The rendered pages as PNG files, one per page."""
+    path = tmp_path_factory.mktemp("scans")
+    for name, sample in pages.items():
+        Image.fromarray(sample.image[:, :, ::-1]).save(path / f"{name}.png")
+    return path
+
+
+def expected(sample) -> list[str]:
+    texts = [normalized(text) for text in sample.texts]
+    return texts[::-1] if sample.name.endswith("_180") else texts  # lines come top to bottom
+
+
+def run(server, *args, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, CLIENT, "--url", server.url, *map(str, args)],
+                          capture_output=True, text=True, timeout=300, **kwargs)
+
+
+def test_folder_to_text(server, pages, folder):
+    done = run(server, folder)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""  # no progress bar: stderr is not a terminal
+    blocks = re.findall(r"^==> ([^\n]+) <==\n(.*?)\n\n", done.stdout, re.MULTILINE | re.DOTALL)
+    assert [name for name, _ in blocks] == [str(folder / f"{name}.png") for name in sorted(pages)]
+    for name, text in blocks:
+        sample = pages[name.rsplit("/", 1)[1].removesuffix(".png")]
+        assert [normalized(line) for line in text.splitlines()] == expected(sample), name
+
+
+def test_json_lines_and_visualisations(server, pages, folder, tmp_path):
+    out = tmp_path / "vis"
+    done = run(server, "--json", "--concurrency", "3", "--out", out, folder / "*.png")
+    assert done.returncode == 0, done.stderr
+    records = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [r["file"] for r in records] == [str(folder / f"{name}.png") for name in sorted(pages)]
+    for record in records:
+        sample = pages[record["file"].rsplit("/", 1)[1].removesuffix(".png")]
+        assert [normalized(line["text"]) for line in record["results"]] == expected(sample)
+        assert record["visualization"] == str(out / f"{sample.name}_ocr.jpg")
+        drawing = np.asarray(Image.open(record["visualization"]).convert("RGB")).astype(int)
+        height, width = sample.image.shape[:2]
+        assert drawing.shape == (height, 2 * width, 3)  # the image, and its text beside it
+        for line in record["results"]:
+            x0, y0, x1, y1 = rect(line["text_region"])
+            shaded = drawing[y0 + 3:y1 - 3, x0 + 3:x1 - 3]  # the box on the left: tinted, the page is grey
+            assert (shaded.max(axis=2) - shaded.min(axis=2)).mean() > 12, (sample.name, line)
+            written = drawing[y0 + 3:y1 - 3, width + x0 + 3:width + x1 - 3]  # the text on the right
+            assert (written.max(axis=2) < 100).mean() > 0.03, (sample.name, line)
+
+
+def test_a_bad_file_fails_alone_and_is_named(server, pages, folder, tmp_path):
+    (tmp_path / "notes.png").write_text("not a picture")
+    good = folder / "english.png"
+    done = run(server, good, tmp_path / "notes.png")
+    assert done.returncode == 1
+    assert f"{tmp_path / 'notes.png'}: not a decodable image" in done.stderr
+    assert f"1 of 2 images failed: {tmp_path / 'notes.png'}" in done.stderr
+    assert f"==> {good} <==\nQuarterly report 2026" in done.stdout  # the good image still answered
+
+    done = run(server, "--json", tmp_path / "notes.png")
+    assert done.returncode == 1
+    assert json.loads(done.stdout) == {"file": str(tmp_path / "notes.png"), "error": "not a decodable image"}
+
+    done = run(server, tmp_path / "missing.png")
+    assert done.returncode == 2 and "missing.png: no such file" in done.stderr
+
+
+def test_progress_bar_only_on_a_terminal(server, folder):
+    done = run(server, "--quiet", folder)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
+
+    terminal, child = pty.openpty()
+    fcntl.ioctl(child, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # 100 columns
+    process = subprocess.Popen([sys.executable, CLIENT, "--url", server.url, "--quiet", folder],
+                               stdout=subprocess.DEVNULL, stderr=child)
+    os.close(child)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(terminal, 4096)
+        except OSError:  # the client exited and its end of the terminal is closed
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(terminal)
+    assert process.wait(timeout=60) == 0
+    assert re.search(r"100%\|.*\| 4/4 ", shown.decode()), shown
+
+
+def test_the_class_in_process(server, pages, lines, folder):
+    client = OcrClient(server.url)
+    english, chinese = folder / "english.png", (folder / "chinese.png").read_bytes()
+    results = client.predict([english, chinese])  # paths or bytes, one request
+    assert [[normalized(line["text"]) for line in r] for r in results] == \
+           [expected(pages["english"]), expected(pages["chinese"])]
+    assert [set(line) for line in results[0]] == [{"text", "confidence", "text_region"}] * 3
+
+    assert len(client.ocr(english, module="ocr_det")) == 3
+    encoded = []
+    for line in lines:
+        Image.fromarray(line.image[:, :, ::-1]).save(buffer := io.BytesIO(), "PNG")
+        encoded.append(buffer.getvalue())
+    recognized = client.predict(encoded, module="ocr_rec")  # one {text, confidence} per image
+    assert [normalized(r["text"]) for r in recognized] == [normalized(line.texts[0]) for line in lines]
+    assert [r["angle"] for r in client.predict(encoded, module="ocr_cls")] == ["0", "0"]
+
+    with pytest.raises(OcrError) as failure:
+        client.predict([chinese, b"not a picture"])
+    assert (str(failure.value), failure.value.status, failure.value.http_status) == \
+           ("image 1: not a decodable image", "101", 400)
+
+
+def forward_later(target_port: int, delay: float) -> int:
+    """A port that refuses connections for ``delay`` seconds, then passes one connection to ``target_port``."""
+    port = free_port()
+
+    def pipe(source, sink):
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+            sink.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    def serve():
+        time.sleep(delay)
+        with socket.create_server(("127.0.0.1", port)) as listener:
+            caller, _ = listener.accept()
+            with caller, socket.create_connection(("127.0.0.1", target_port)) as upstream:
+                threading.Thread(target=pipe, args=(caller, upstream), daemon=True).start()
+                pipe(upstream, caller)
+
+    threading.Thread(target=serve, daemon=True).start()
+    return port
+
+
+def test_a_refused_connection_is_retried_with_backoff(server, pages, folder):
+    started = time.monotonic()
+    port = forward_later(server.port, delay=1.0)
+    lines = OcrClient(f"http://127.0.0.1:{port}", retries=6, backoff=0.2).ocr(folder / "english.png")
+    assert time.monotonic() - started >= 1.0  # it kept trying until the server was reachable
+    assert [normalized(line["text"]) for line in lines] == expected(pages["english"])
+
+    nobody = f"http://127.0.0.1:{free_port()}"
+    started = time.monotonic()
+    with pytest.raises(OcrError, match=f"^cannot reach {re.escape(nobody)}: Connection refused$"):
+        OcrClient(nobody, retries=2, backoff=0.2).ocr(folder / "english.png")
+    assert time.monotonic() - started >= 0.2 + 0.4  # two waits, the second twice as long

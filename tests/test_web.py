@@ -1,0 +1,227 @@
+"""The try-it page at / in a real headless Chromium, against the production server and real models."""
+
+import io
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import pytest
+import requests
+from PIL import Image
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import Select, WebDriverWait
+
+from conftest import ROOT, covers, normalized
+
+CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+# The README's screenshot is refreshed on demand (UPDATE_SCREENSHOT=1), so test runs leave the tree clean.
+SCREENSHOT = ROOT / "docs" / "screenshot.png" if os.environ.get("UPDATE_SCREENSHOT") else \
+    Path(tempfile.gettempdir()) / "ocrhub-screenshot.png"
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists() or not CHROMEDRIVER.exists(),
+                                reason="no headless browser: apt-get install -y chromium chromium-driver")
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--window-size=1280,1000", f"--user-data-dir={tmp_path_factory.mktemp('chromium')}"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture(scope="module")
+def files(pages, tmp_path_factory):
+    """The rendered pages as PNG files, and a text file named like an image."""
+    folder = tmp_path_factory.mktemp("uploads")
+    for name, sample in pages.items():
+        Image.fromarray(sample.image[:, :, ::-1]).save(folder / f"{name}.png")
+    (folder / "notes.png").write_text("this is text, not a picture")
+    return folder
+
+
+def open_page(browser, server):
+    browser.get(server.url)
+    browser.execute_script("localStorage.clear()")  # settings persist: start from the defaults
+    browser.refresh()
+    wait(browser, "return document.querySelector('#health').textContent.startsWith('ready')")
+
+
+def wait(browser, script, timeout=120):
+    return WebDriverWait(browser, timeout, poll_frequency=0.1).until(lambda driver: driver.execute_script(script))
+
+
+def upload(browser, *paths):
+    """Choose files as a user does; wait for the answer (cards, or the error box)."""
+    browser.find_element(By.ID, "files").send_keys("\n".join(str(path) for path in paths))
+    wait_for_answer(browser)
+
+
+def wait_for_answer(browser):
+    wait(browser, "const status = document.querySelector('#status');"
+                  "return !status.hidden && !status.classList.contains('busy')")
+
+
+def cards(browser) -> dict:
+    """Per image card, in page order: its line texts, and its boxes as drawn, in the image's pixels."""
+    return dict(browser.execute_script("""
+        return [...document.querySelectorAll('.card')].map(card => {
+            const img = card.querySelector('img'), frame = img.getBoundingClientRect();
+            const scale = img.naturalWidth / frame.width;
+            const boxes = [...card.querySelectorAll('.box')].map(box => {
+                const r = box.getBoundingClientRect();
+                return [r.left - frame.left, r.top - frame.top, r.right - frame.left, r.bottom - frame.top]
+                    .map(v => Math.round(v * scale));
+            });
+            const lines = [...card.querySelectorAll('.line .text')].map(text => text.textContent);
+            return [card.querySelector('.name').textContent,
+                    {lines, boxes, meta: card.querySelector('.meta').textContent}];
+        });"""))
+
+
+def expected_lines(sample):
+    texts = [normalized(text) for text in sample.texts]
+    return texts[::-1] if sample.name.endswith("_180") else texts
+
+
+def test_upload_shows_the_text_and_a_box_over_each_line(browser, server, pages, files):
+    open_page(browser, server)
+    names = ["mixed", "english", "chinese", "mixed_180"]
+    upload(browser, *[files / f"{name}.png" for name in names])
+
+    shown = cards(browser)
+    assert sorted(shown) == sorted(f"{name}.png" for name in names)
+    names = [name.removesuffix(".png") for name in shown]
+    for name in names:
+        card, sample = shown[f"{name}.png"], pages[name]
+        assert [normalized(line) for line in card["lines"]] == expected_lines(sample), name
+        assert len(card["boxes"]) == len(card["lines"])
+        ink = sorted(sample.boxes, key=lambda box: box[1])  # lines come top to bottom
+        for drawn, line_ink in zip(card["boxes"], ink):  # drawn where the text is, in image pixels
+            assert covers(drawn, line_ink, slack=8, margin=14), (name, drawn, line_ink)
+    summary = browser.find_element(By.ID, "summary").text
+    count = sum(len(pages[name].texts) for name in names)
+    assert re.fullmatch(rf"4 images · {count} lines · [\d.]+ (ms|s) request · \d+ KB sent", summary), summary
+    assert browser.find_element(By.ID, "error").is_displayed() is False
+
+    # hovering a line highlights its box, and hovering a box its line
+    first = browser.find_elements(By.CSS_SELECTOR, ".card")[0]
+    lines, boxes = first.find_elements(By.CSS_SELECTOR, ".line"), first.find_elements(By.CSS_SELECTOR, ".box")
+    ActionChains(browser).move_to_element(lines[1]).perform()
+    assert ["active" in box.get_attribute("class") for box in boxes] == [i == 1 for i in range(len(boxes))]
+    ActionChains(browser).move_to_element(boxes[2]).perform()
+    assert ["active" in line.get_attribute("class") for line in lines] == [i == 2 for i in range(len(lines))]
+
+    # the README's screenshot: the first result at a desktop width, its second line hovered; a small PNG
+    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                            {"width": 1280, "height": 820, "deviceScaleFactor": 1, "mobile": False})
+    try:
+        browser.execute_script("scrollTo(0, 0)")
+        ActionChains(browser).move_to_element(lines[1]).perform()
+        shot = Image.open(io.BytesIO(browser.get_screenshot_as_png())).convert("RGB")
+    finally:
+        browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+    SCREENSHOT.parent.mkdir(exist_ok=True)
+    shot.quantize(256, method=Image.Quantize.MEDIANCUT).save(SCREENSHOT, optimize=True)
+    assert shot.size == (1280, 820) and SCREENSHOT.stat().st_size <= 200_000
+
+    # "Copy all text" puts every image's lines on the clipboard
+    permissions = ["clipboardReadWrite", "clipboardSanitizedWrite"]
+    browser.execute_cdp_cmd("Browser.grantPermissions", {"origin": server.url, "permissions": permissions})
+    browser.find_element(By.ID, "copy-all").click()
+    wait(browser, "return document.querySelector('#copy-all').textContent.startsWith('Copied')", timeout=5)
+    copied = browser.execute_async_script("navigator.clipboard.readText().then(arguments[0])")
+    assert [normalized(t) for t in copied.split("\n") if t] == [t for n in names for t in expected_lines(pages[n])]
+    assert [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"] == []
+
+
+def test_an_invalid_file_shows_the_servers_message(browser, server, files):
+    open_page(browser, server)
+    upload(browser, files / "english.png", files / "notes.png")
+    error = browser.find_element(By.ID, "error")
+    assert error.is_displayed()
+    assert "notes.png: not a decodable image" in error.text  # the server's "image 1: ..." names the file
+    assert "HTTP 400" in error.text
+    assert browser.find_elements(By.CSS_SELECTOR, ".card") == []
+
+
+def test_downscaled_upload_still_draws_boxes_on_the_text(browser, server, pages, files, tmp_path):
+    sample = pages["english"]
+    big = Image.fromarray(sample.image[:, :, ::-1])
+    big = big.resize((big.width * 3, big.height * 3), Image.Resampling.BICUBIC)
+    big.save(tmp_path / "big.png")
+    open_page(browser, server)
+    browser.find_element(By.ID, "shrink").click()
+    upload(browser, tmp_path / "big.png")
+
+    card = cards(browser)["big.png"]
+    sent_height = int(big.height * 2000 / big.width + 0.5)
+    assert card["meta"] == f"{big.width}×{big.height} px · sent as 2000×{sent_height}"
+    assert [normalized(line) for line in card["lines"]] == expected_lines(sample)
+    assert len(card["boxes"]) == len(sample.texts)
+    for drawn, (x0, y0, x1, y1) in zip(card["boxes"], sample.boxes):
+        assert covers(drawn, (3 * x0, 3 * y0, 3 * x1, 3 * y1), slack=24, margin=42), drawn
+
+
+def test_each_module_can_be_chosen(browser, server, pages, lines, files, tmp_path):
+    for line in lines:
+        Image.fromarray(line.image[:, :, ::-1]).save(tmp_path / f"{line.name}.png")
+    open_page(browser, server)
+    module = Select(browser.find_element(By.ID, "module"))
+    module.select_by_value("ocr_rec")
+    upload(browser, *[tmp_path / f"{line.name}.png" for line in lines])
+    shown = cards(browser)
+    assert [[normalized(t) for t in shown[f"{line.name}.png"]["lines"]] for line in lines] == \
+           [[normalized(line.texts[0])] for line in lines]
+    assert "/predict/ocr_rec" in browser.find_element(By.ID, "api-curl").text
+
+    module.select_by_value("ocr_cls")  # runs the same images again
+    wait_for_answer(browser)
+    assert [card["lines"] for card in cards(browser).values()] == [["upright (0°)"]] * len(lines)
+
+    module.select_by_value("ocr_det")
+    upload(browser, files / "chinese.png")
+    card = cards(browser)["chinese.png"]
+    assert len(card["boxes"]) == len(card["lines"]) == len(pages["chinese"].texts)
+    assert all(re.fullmatch(r"\d+×\d+ px at \d+, \d+", line) for line in card["lines"])
+
+
+def test_nothing_leaves_the_servers_origin(browser, server, files):
+    origin = server.url
+    html = requests.get(origin + "/", timeout=10).text
+    assert re.findall(r"https?://", html) == []  # not one absolute URL: assets and examples are relative
+    assert all(re.match(r"/[^/]|data:", link) for link in re.findall(r'(?:src|href)="([^"]*)"', html))
+
+    open_page(browser, server)
+    upload(browser, files / "english.png")
+    requested = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+    assert f"{origin}/predict/ocr_system" in requested
+    assert all(url.startswith(origin + "/") for url in requested), requested
+    rendered = re.findall(r"(?:blob:)?https?://[^\s\"'<>]+", browser.page_source)
+    assert rendered and all(re.match(f"(blob:)?{re.escape(origin)}(/|$)", url) for url in rendered), rendered
+    assert f"{origin}/predict/ocr_system" in browser.find_element(By.ID, "api-python").text
+
+
+def test_phone_width_stacks_the_text_under_the_image(browser, server, files):
+    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                            {"width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": True})
+    try:
+        open_page(browser, server)
+        upload(browser, files / "chinese.png")
+        layout = browser.execute_script("""
+            const figure = document.querySelector('.figure').getBoundingClientRect();
+            const lines = document.querySelector('.lines').getBoundingClientRect();
+            return {overflow: document.documentElement.scrollWidth - innerWidth,
+                    figureBottom: figure.bottom, linesTop: lines.top, figureRight: figure.right};""")
+        assert layout["overflow"] <= 0
+        assert layout["linesTop"] >= layout["figureBottom"] and layout["figureRight"] <= 390
+    finally:
+        browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
