@@ -67,6 +67,7 @@ class OcrConfig:
     # Request limits (enforced by every module, under any server).
     max_images: int = 64
     max_image_pixels: int = 40_000_000
+    max_line_ratio: float = 100.0  # width/height of an ocr_rec/ocr_cls image (its cost grows with it)
     request_timeout: float = 120.0  # seconds of work per request, checked between images
 
     def model_path(self, stage: str) -> Path:

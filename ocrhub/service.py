@@ -21,7 +21,7 @@ import numpy as np
 from ocrhub import images as image_input
 from ocrhub import pipeline
 from ocrhub.config import OcrConfig
-from ocrhub.errors import ConfigError, TimeBudgetError
+from ocrhub.errors import ConfigError, InputError, TimeBudgetError
 
 
 def _region(box: np.ndarray) -> list[list[int]]:
@@ -79,7 +79,19 @@ class OcrService:
         """The ``images`` field of a request in, results out; bad input raises ``InputError``."""
         config = self.config
         deadline = time.monotonic() + config.request_timeout if config.request_timeout else None
-        return self.predict(image_input.decode_all(images, config.max_images, config.max_image_pixels), deadline)
+        batch = image_input.decode_all(images, config.max_images, config.max_image_pixels)
+        if not self._per_image:
+            self._check_lines(batch)
+        return self.predict(batch, deadline)
+
+    def _check_lines(self, batch: list[np.ndarray]) -> None:
+        """A line is resized to a fixed height, so an extreme width/height ratio costs gigabytes."""
+        limit = self.config.max_line_ratio
+        for index, image in enumerate(batch):
+            height, width = image.shape[:2]
+            if limit and width > limit * height:
+                raise InputError(f"image {index}: not a text line: {width}×{height} is wider than "
+                                 f"{limit:g}× its height (OCR_MAX_LINE_RATIO); send pages to ocr_system")
 
 
 @contextlib.contextmanager

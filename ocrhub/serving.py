@@ -23,6 +23,7 @@ and health can say 503 while the modules load.
 from __future__ import annotations
 
 import concurrent.futures
+import json
 import logging
 import os
 import time
@@ -90,6 +91,16 @@ class Modules:
         return self.executor.submit(serve, images=images).result(timeout=timeout)
 
 
+def _json_body(data: bytes):
+    """The parsed JSON of a predict request; None when it is not JSON (or nested too deep to parse)."""
+    if not request.is_json:
+        return None
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError):
+        return None
+
+
 def create_app(server: ServerConfig | None = None) -> Flask:
     from paddlehub.serving import app_compat
 
@@ -116,10 +127,15 @@ def create_app(server: ServerConfig | None = None) -> Flask:
             return envelope("111", f"Module {module_name} is not available; serving: {', '.join(modules.names)}", http=404)
         if not modules.ready:
             return envelope("111", f"module {module_name} is still loading; retry in a few seconds", http=503)
-        REQUEST_BYTES.labels(module_name).inc(request.content_length or 0)
         if (request.content_length or 0) > server.max_body_bytes:
             return too_large(None)
-        body = request.get_json(silent=True)
+        # Read the body ourselves, at most one byte past the limit: the only way to see a chunked
+        # body (no Content-Length) that is too large, which Flask would silently cut short.
+        data = request.environ["wsgi.input"].read(server.max_body_bytes + 1)
+        REQUEST_BYTES.labels(module_name).inc(len(data))
+        if len(data) > server.max_body_bytes:
+            return too_large(None)
+        body = _json_body(data)
         if body is None:
             return envelope("112", 'the body must be JSON (Content-Type: application/json): {"images": ["<base64>", ...]}')
         if not isinstance(body, dict):
@@ -140,6 +156,9 @@ def create_app(server: ServerConfig | None = None) -> Flask:
         return envelope("000", "", results)
 
     app.view_functions["predict_serving_v2"] = predict
+    # PaddleHub's /gradio routes would start a Gradio app in a new process: not on this server.
+    for endpoint in ("gradio_app", "request_gradio_app"):
+        app.view_functions[endpoint] = lambda **_: envelope("111", "no Gradio app on this server", http=404)
 
     @app.get("/health")
     def health():
@@ -157,7 +176,7 @@ def create_app(server: ServerConfig | None = None) -> Flask:
             multiprocess.MultiProcessCollector(registry)
         else:
             from prometheus_client import REGISTRY as registry
-        return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     def index():
         if (WEB_DIR / "index.html").is_file():

@@ -80,7 +80,14 @@ class Server:
         with self.log_path.open("w") as log:
             self.process = subprocess.Popen([sys.executable, ROOT / "scripts" / "serve.py"], env={**clean, **env},
                                             cwd="/", stdout=log, stderr=subprocess.STDOUT)
-        self.health_codes = wait_for_http(self.url + "/health", self.process, ok=lambda r: r.status_code == 200)
+        ready_workers = set()
+
+        def all_ready(response) -> bool:  # each worker loads its own modules: wait for every one
+            if response.status_code == 200:
+                ready_workers.add(response.json()["pid"])
+            return len(ready_workers) == int(env["OCR_WORKERS"])
+
+        self.health_codes = wait_for_http(self.url + "/health", self.process, ok=all_ready)
 
     def log(self) -> str:
         return self.log_path.read_text()

@@ -81,6 +81,25 @@ def test_limits_and_bad_input(server, lines, kwargs, http, status, message):
     assert good["status"] == "000" and normalized(good["results"][0][0]["text"]) == normalized(lines[0].texts[0])
 
 
+def test_an_extreme_line_is_refused_before_it_costs_gigabytes(server):
+    started = time.monotonic()
+    response = post(server.url, "ocr_rec", json={"images": [png(4, 4, "RGB"), png(3000, 1, "RGB")]})
+    assert response.status_code == 400 and time.monotonic() - started < 10
+    assert response.json()["msg"].startswith("image 1: not a text line: 3000×1 is wider than 100× its height")
+
+
+def test_odd_requests_get_the_envelope(server):
+    deep = post(server.url, "ocr_system", data=b"[" * 5000 + b"]" * 5000,
+                headers={"Content-Type": "application/json"})
+    assert deep.status_code == 400 and deep.json()["status"] == "112"
+    chunked = post(server.url, "ocr_system", data=iter([b'{"images": ["' + b"A" * 1024 * 1024] * 5 + [b'"]}']),
+                   headers={"Content-Type": "application/json"})
+    assert chunked.status_code == 413 and "request body too large" in chunked.json()["msg"]
+    gradio = requests.get(server.url + "/gradio/ocr_system", timeout=10)
+    assert gradio.status_code == 404 and gradio.json()["status"] == "111"
+    assert requests.get(server.url + "/metrics").headers["Content-Type"].count("charset") == 1
+
+
 def test_unknown_module_and_paths_key(server, lines, tmp_path):
     response = post(server.url, "ocr_nothing", json={"images": [b64(lines[0].image)]})
     assert response.status_code == 404 and response.json()["status"] == "111"
