@@ -87,7 +87,11 @@ class Server:
                 ready_workers.add(response.json()["pid"])
             return len(ready_workers) == int(env["OCR_WORKERS"])
 
-        self.health_codes = wait_for_http(self.url + "/health", self.process, ok=all_ready)
+        try:
+            self.health_codes = wait_for_http(self.url + "/health", self.process, ok=all_ready)
+        except BaseException:
+            self.stop()
+            raise
 
     def log(self) -> str:
         return self.log_path.read_text()
