@@ -20,9 +20,9 @@ from pathlib import Path
 
 from gunicorn.app.base import BaseApplication
 
-from ocrhub import models, service
+from ocrhub import models
 from ocrhub.config import ServerConfig, load_config, load_server_config
-from ocrhub.errors import ConfigError
+from ocrhub.errors import ConfigError, exit_on_config_error
 
 STAGES = {"ocr_system": ("det", "cls", "rec"), "ocr_det": ("det",), "ocr_cls": ("cls",), "ocr_rec": ("rec",)}
 
@@ -44,9 +44,10 @@ def prepare_environment(server: ServerConfig) -> None:
     data = Path(server.data_dir)
     metrics = data / "metrics"
     shutil.rmtree(metrics, ignore_errors=True)  # multiprocess files of an earlier run would add up
-    for path in (data / "tmp", metrics):
+    for path in (data / "tmp", data / "home", metrics):
         path.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("HUB_HOME", str(data / "paddlehub"))  # PaddleHub's logs and config
+    os.environ["HOME"] = str(data / "home")  # what libraries keep under ~ (paddle's ~/.cache)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics)
     os.environ["TMPDIR"] = str(data / "tmp")
     cores = len(os.sched_getaffinity(0))
@@ -142,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default=os.environ.get("HOST", "0.0.0.0"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "9000")))
     args = parser.parse_args(argv)
-    with service.exit_on_config_error("serve"):
+    with exit_on_config_error("serve"):
         server = load_server_config()
         prepare_environment(server)
         check_setup(server)

@@ -13,7 +13,6 @@ the top-left; boxes are ordered top-to-bottom, left-to-right.
 
 from __future__ import annotations
 
-import contextlib
 import time
 
 import numpy as np
@@ -21,7 +20,7 @@ import numpy as np
 from ocrhub import images as image_input
 from ocrhub import pipeline
 from ocrhub.config import OcrConfig
-from ocrhub.errors import ConfigError, InputError, TimeBudgetError
+from ocrhub.errors import InputError, TimeBudgetError
 
 
 def _region(box: np.ndarray) -> list[list[int]]:
@@ -92,12 +91,3 @@ class OcrService:
             if limit and width > limit * height:
                 raise InputError(f"image {index}: not a text line: {width}×{height} is wider than "
                                  f"{limit:g}× its height (OCR_MAX_LINE_RATIO); send pages to ocr_system")
-
-
-@contextlib.contextmanager
-def exit_on_config_error(module_name: str):
-    """Start-up with a configuration or model problem stops with one clear line, not a traceback."""
-    try:
-        yield
-    except ConfigError as err:
-        raise SystemExit(f"{module_name}: {err}") from None

@@ -2,7 +2,8 @@
 
 from paddlehub.module.module import moduleinfo, serving
 
-from ocrhub.service import OcrService, exit_on_config_error
+from ocrhub.errors import exit_on_config_error
+from ocrhub.service import OcrService
 
 from .params import read_params
 
