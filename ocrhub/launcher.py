@@ -4,7 +4,9 @@ Before any worker starts, the launcher checks the configuration and model folder
 and exit 1 on a problem, instead of workers rebooting in a loop), points every writable path at
 ``OCR_DATA_DIR``, and refuses outbound network connections in all its processes. Each worker then
 loads its own predictors after the fork (``preload_app`` is off), with ``OCR_CPU_THREADS`` threads
-each: by default one worker per core and cores / workers threads per worker.
+each: by default one worker per core and cores / workers threads per worker (the most images/s;
+see BENCHMARKS.md). A worker busy with a request lets idle workers take new connections first, and
+when workers × threads exceed the cores, idle OpenMP threads sleep at once (``KMP_BLOCKTIME=0``).
 
 SIGTERM (or SIGINT) stops accepting, lets in-flight requests finish for up to
 ``OCR_GRACEFUL_TIMEOUT`` seconds and exits; a worker that dies (even by SIGKILL) is replaced.
@@ -16,9 +18,11 @@ import ipaddress
 import os
 import shutil
 import sys
+import time
 from pathlib import Path
 
 from gunicorn.app.base import BaseApplication
+from gunicorn.workers.gthread import ThreadWorker
 
 from ocrhub import models
 from ocrhub.config import ServerConfig, load_config, load_server_config
@@ -52,6 +56,10 @@ def prepare_environment(server: ServerConfig) -> None:
     os.environ["TMPDIR"] = str(data / "tmp")
     cores = len(os.sched_getaffinity(0))
     os.environ.setdefault("OCR_CPU_THREADS", str(max(1, cores // server.worker_count)))
+    if server.worker_count * load_config().threads > cores:
+        # More inference threads than cores: Paddle's OpenMP threads spin 200 ms after each operator by
+        # default (Intel OpenMP), taking the cores that other workers need; let idle ones sleep at once.
+        os.environ.setdefault("KMP_BLOCKTIME", "0")
 
 
 def _ip(host):
@@ -91,6 +99,19 @@ class Launcher(BaseApplication):
         return create_app(self.server)
 
 
+class Worker(ThreadWorker):
+    """gunicorn's gthread worker, except that a worker already holding a connection lets idle workers
+    take a new one first: every worker wakes up on it and the first to accept gets it, so without
+    the head start a busy worker often queues a request behind its running one while another idles."""
+
+    busy_accept_delay = 0.01  # seconds; a connection no idle worker took is then accepted here
+
+    def accept(self, listener):
+        if self.nr_conns:
+            time.sleep(self.busy_accept_delay)
+        super().accept(listener)
+
+
 def _child_exit(_server, worker):
     from prometheus_client import multiprocess
 
@@ -117,7 +138,7 @@ def gunicorn_options(server: ServerConfig, host: str, port: int) -> dict:
     return {
         "bind": f"{host}:{port}",
         "workers": server.worker_count,
-        "worker_class": "gthread",
+        "worker_class": Worker,  # gthread, with idle workers first
         "threads": server.http_threads,
         "worker_connections": server.http_threads,  # a busy worker leaves new connections to idle ones
         "timeout": int(request_timeout + 60) if request_timeout else 0,  # heartbeat, not request, timeout
