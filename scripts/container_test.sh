@@ -188,7 +188,7 @@ render_request() {
   (cd / && PYTHONPATH="$ROOT" "$py" - "$WORK" <<'EOF'
 import base64, json, sys
 import cv2
-from ocrhub import testimages
+from harness import testimages
 pages = {p.name: p for p in testimages.pages()}
 samples = [pages["english"], pages["chinese"]]
 images = [base64.b64encode(cv2.imencode(".png", s.image)[1].tobytes()).decode() for s in samples]

@@ -1,24 +1,19 @@
-"""Shared fixtures: rendered images with known text, the default config, and a real hub serving server."""
+"""Shared fixtures: rendered images with known text, the default config, real servers on real ports."""
 
 import base64
 import os
-import socket
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-import requests
 
-from ocrhub import testimages
+from harness import testimages
+from harness.servers import BIN, MODULES, Server
 from ocrhub.config import load_config
 
 ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
-MODULES = ["ocr_system", "ocr_det", "ocr_cls", "ocr_rec"]
 
 
 def normalized(text: str) -> str:
@@ -45,68 +40,14 @@ def b64(image: np.ndarray, ext: str = ".png") -> str:
     return base64.b64encode(data.tobytes()).decode()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for_http(url: str, process: subprocess.Popen, timeout: float = 120, ok=lambda r: True) -> list[int]:
-    """Poll ``url`` until ``ok(response)``; returns the HTTP codes seen on the way."""
-    deadline, seen = time.monotonic() + timeout, []
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}")
-        try:
-            response = requests.get(url, timeout=2)
-            seen.append(response.status_code)
-            if ok(response):
-                return seen
-        except (requests.ConnectionError, requests.Timeout):  # not listening, or a worker still importing
-            pass
-        time.sleep(0.1)
-    raise TimeoutError(f"{url} did not answer in {timeout} s")
-
-
-class Server:
-    """``scripts/serve.py`` (the production launcher) on a free port, started from /."""
-
-    def __init__(self, data_dir: Path, **env: str):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = data_dir / "server.log"
-        clean = {k: v for k, v in os.environ.items() if not k.startswith(("OCR_", "HUB_HOME", "PROMETHEUS"))}
-        env = {"OCR_DATA_DIR": str(data_dir), "OCR_WORKERS": "2", "PORT": str(self.port), **env}
-        with self.log_path.open("w") as log:
-            self.process = subprocess.Popen([sys.executable, ROOT / "scripts" / "serve.py"], env={**clean, **env},
-                                            cwd="/", stdout=log, stderr=subprocess.STDOUT)
-        ready_workers = set()
-
-        def all_ready(response) -> bool:  # each worker loads its own modules: wait for every one
-            if response.status_code == 200:
-                ready_workers.add(response.json()["pid"])
-            return len(ready_workers) == int(env["OCR_WORKERS"])
-
-        try:
-            self.health_codes = wait_for_http(self.url + "/health", self.process, ok=all_ready)
-        except BaseException:
-            self.stop()
-            raise
-
-    def log(self) -> str:
-        return self.log_path.read_text()
-
-    def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.terminate()
-        return self.process.wait(timeout=60)
-
-
 @pytest.fixture(scope="session")
 def server(tmp_path_factory):
-    """One production server for the session: 2 workers, small limits so the tests can reach them."""
-    instance = Server(tmp_path_factory.mktemp("server"), OCR_MAX_BODY_BYTES=str(4 * 1024 * 1024),
-                      OCR_MAX_IMAGES="8", OCR_MAX_IMAGE_PIXELS="20000000")
+    """One production server for the session: 2 workers, small limits and short client deadlines so the
+    tests can reach them."""
+    instance = Server.production(tmp_path_factory.mktemp("server"), OCR_WORKERS="2",
+                                 OCR_MAX_BODY_BYTES=str(4 * 1024 * 1024), OCR_MAX_IMAGES="8",
+                                 OCR_MAX_IMAGE_PIXELS="20000000", OCR_MAX_REQUEST_PIXELS="30000000",
+                                 OCR_HEADER_TIMEOUT="3", OCR_BODY_TIMEOUT="6")
     yield instance
     instance.stop()
 
@@ -144,15 +85,5 @@ def hub_home(tmp_path_factory):
 @pytest.fixture(scope="session")
 def hub_server(hub_home, tmp_path_factory):
     """`hub serving start -m ocr_system ocr_det ocr_cls ocr_rec -p <free port>`, started from /."""
-    port = free_port()
-    log = (tmp_path_factory.mktemp("logs") / "hub_serving.log").open("w")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OCR_")}
-    process = subprocess.Popen([BIN / "hub", "serving", "start", "-m", *MODULES, "-p", str(port)],
-                               env={**env, "HUB_HOME": str(hub_home)}, cwd="/", stdout=log, stderr=log)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_http(url + "/", process)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+    with Server.hub_serving(hub_home, tmp_path_factory.mktemp("logs")) as instance:
+        yield instance.url

@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import ROOT, free_port, normalized, rect
+from conftest import ROOT, normalized, rect
+from harness.servers import free_port
 from ocr_client import OcrClient, OcrError  # scripts/ is on pytest's pythonpath (pyproject.toml)
 
 CLIENT = ROOT / "scripts" / "ocr_client.py"

@@ -390,21 +390,6 @@ def check(case: Case, response: requests.Response) -> list[str]:
     return problems
 
 
-def workers(pid: int) -> list[int]:
-    return sorted(child.pid for child in psutil.Process(pid).children())
-
-
-def wait_until_every_worker_is_ready(url: str, pids: list[int], timeout: float = 180) -> None:
-    """The session server is up once one worker answers /health 200; the fuzz needs all of them."""
-    ready, deadline = set(), time.monotonic() + timeout
-    while not set(pids) <= ready:
-        assert time.monotonic() < deadline, f"workers {sorted(set(pids) - ready)} not ready in {timeout} s"
-        response = requests.get(url + "/health", timeout=10)
-        if response.status_code == 200:
-            ready.add(response.json()["pid"])
-        time.sleep(0.1)
-
-
 def good_images(lines) -> dict[str, list[str]]:
     """Small decodable images in several formats (cheap to OCR): a rendered line and a blank tile."""
     images = {"png": [], "jpg": [], "bmp": [], "webp": [], "tiff": [], "gif": []}
@@ -420,10 +405,8 @@ def good_images(lines) -> dict[str, list[str]]:
 # ----------------------------------------------------------------------------------------------- test
 
 def test_fuzz_the_api_from_its_openapi_description(server, pages, lines):
-    master = psutil.Process(server.process.pid)
-    workers_before = workers(master.pid)
-    assert len(workers_before) >= 1
-    wait_until_every_worker_is_ready(server.url, workers_before)
+    workers_before = server.workers()
+    assert len(workers_before) == 2
     problems: dict[tuple[str, str], list] = {}  # (kind, problem) -> [count, first example]
     kinds: dict[str, int] = {}
     codes: dict[int, int] = {}
@@ -468,7 +451,7 @@ def test_fuzz_the_api_from_its_openapi_description(server, pages, lines):
                                       sorted(seconds.items(), key=lambda kv: -kv[1])[:5]))
 
     assert server.process.poll() is None, f"the server exited during the fuzz run: {summary}\n{server.log()[-3000:]}"
-    workers_after = workers(master.pid)
+    workers_after = server.workers()
     assert workers_after == workers_before, (
         f"a worker died during the fuzz run (workers {workers_before} -> {workers_after}); "
         f"see the server log: {server.log()[-3000:]}")

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import requests
 
-from conftest import BIN, ROOT, b64, covers, free_port, normalized, rect, wait_for_http
+from conftest import BIN, ROOT, b64, covers, normalized, rect
+from harness.servers import free_port, wait_for_http
 
 
 def post(url, module, body, **kwargs):

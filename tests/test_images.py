@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from ocrhub.errors import InputError
-from ocrhub.images import decode, decode_all
+from ocrhub.images import Limits, decode, read_request, to_bgr
 
 
 def encoded(image: Image.Image, fmt: str = "PNG", **save) -> str:
@@ -52,21 +52,32 @@ def test_transparent_pixels_become_white():
 ])
 def test_bad_input_names_the_image_and_reason(images, message):
     with pytest.raises(InputError, match=message.replace("(", r"\(")):
-        decode_all(images, max_images=10, max_pixels=10_000)
+        read_request(images, Limits(max_images=10, max_image_pixels=10_000))
 
 
 def test_bad_item_is_named_by_its_index():
     good = encoded(Image.new("RGB", (4, 4)))
     with pytest.raises(InputError, match="^image 2: invalid base64$"):
-        decode_all([good, good, "%%%", good], max_images=10, max_pixels=10_000)
+        read_request([good, good, "%%%", good], Limits(10, 10_000))
 
 
 def test_limits():
     good = encoded(Image.new("RGB", (4, 4)))
-    with pytest.raises(InputError, match=r"too many images: 3 \(limit 2 per request\)"):
-        decode_all([good] * 3, max_images=2, max_pixels=10_000)
+    with pytest.raises(InputError, match=r"too many images: 3 \(limit 2 per request, OCR_MAX_IMAGES\)"):
+        read_request([good] * 3, Limits(max_images=2, max_image_pixels=10_000))
+    with pytest.raises(InputError, match=r"too many pixels in one request: 48 in 3 images \(limit 40, OCR_MAX_REQUEST"):
+        read_request([good] * 3, Limits(max_request_pixels=40))
     # A 1-bit 30000×30000 PNG is a few kB on the wire and 900 MP decoded: refused from its header.
     bomb = encoded(Image.new("1", (30000, 30000)), optimize=True)
     assert len(bomb) < 200_000
     with pytest.raises(InputError, match="image 0: image too large: 30000×30000"):
         decode(bomb, 0, max_pixels=40_000_000)
+
+
+def test_a_request_is_checked_from_headers_and_decoded_one_image_at_a_time():
+    """Nothing is decoded while a request is checked: memory for one image at a time."""
+    big = encoded(Image.new("RGB", (3000, 2000), (255, 255, 255)))
+    checked = read_request([big, big], Limits(max_images=2, max_image_pixels=6_000_000))
+    assert [(image.width, image.height, image.index) for image in checked] == [(3000, 2000, 0), (3000, 2000, 1)]
+    assert all(len(image.data) < 100_000 for image in checked)  # still the compressed file
+    assert to_bgr(checked[1]).shape == (2000, 3000, 3)

@@ -1,4 +1,4 @@
-"""The production launcher (scripts/serve.py) over HTTP: health, metrics, limits, faults, lifecycle."""
+"""The production server (ocrhub-serve) over HTTP: health, metrics, limits, faults, lifecycle."""
 
 import base64
 import io
@@ -9,12 +9,12 @@ import sys
 import threading
 import time
 
-import psutil
 import pytest
 import requests
 from PIL import Image
 
-from conftest import Server, b64, normalized
+from conftest import b64, normalized
+from harness.servers import BIN, Server
 
 
 def post(url, module, **kwargs):
@@ -27,14 +27,10 @@ def metric(url: str, name: str) -> float:
     return sum(float(line.rsplit(" ", 1)[1]) for line in lines if line.startswith(name))
 
 
-def workers(server: Server) -> list[int]:
-    return sorted(child.pid for child in psutil.Process(server.process.pid).children())
-
-
 def test_health_is_503_while_loading_then_200(server):
     assert 503 in server.health_codes and server.health_codes[-1] == 200
     body = requests.get(server.url + "/health", timeout=10).json()
-    assert body["status"] == "ok" and body["model_set"] == "mobile"
+    assert body["status"] == "ok" and body["model_set"] == "mobile" and body["workers"] == {"ready": 2, "total": 2}
     assert body["modules"] == ["ocr_system", "ocr_det", "ocr_cls", "ocr_rec"]
 
 
@@ -61,8 +57,10 @@ def png(width, height, mode="1") -> str:
 @pytest.mark.parametrize("kwargs, http, status, message", [
     ({"data": b"x" * (5 * 1024 * 1024), "headers": {"Content-Type": "application/json"}},
      413, "101", "request body too large: limit 4194304 bytes"),
-    ({"json": {"images": [png(4, 4)] * 9}}, 400, "101", "too many images: 9 (limit 8 per request)"),
+    ({"json": {"images": [png(4, 4)] * 9}}, 400, "101", "too many images: 9 (limit 8 per request, OCR_MAX_IMAGES)"),
     ({"json": {"images": [png(4, 4), png(10000, 10000)]}}, 400, "101", "image 1: image too large: 10000×10000"),
+    ({"json": {"images": [png(4000, 4000)] * 2}}, 400, "101",
+     "too many pixels in one request: 32000000 in 2 images (limit 30000000, OCR_MAX_REQUEST_PIXELS)"),
     ({"json": {"images": ["data:image/png;base64," + png(4, 4), "%%"]}}, 400, "101", "image 1: invalid base64"),
     ({"json": {"images": [base64.b64encode(b"GIF89a nonsense").decode()]}}, 400, "101", "image 0: not a decodable image"),
     ({"json": {"images": []}}, 400, "101", "'images' is empty"),
@@ -125,24 +123,24 @@ def test_transparent_grayscale_and_16_bit_images_are_read(server, lines):
 
 
 def test_a_killed_worker_is_replaced(server, lines):
-    before = workers(server)
-    restarts = metric(server.url, "ocr_worker_restarts_total")
+    before = server.workers()
+    restarts = metric(server.url, 'ocr_worker_restarts_total{reason="died"}')
     os.kill(before[0], signal.SIGKILL)
     for _ in range(3):  # answered by the other worker meanwhile
         assert post(server.url, "ocr_rec", json={"images": [b64(lines[1].image)]}).json()["status"] == "000"
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and (len(workers(server)) < 2 or before[0] in workers(server)):
+    while time.monotonic() < deadline and (len(server.workers()) < 2 or before[0] in server.workers()):
         time.sleep(0.2)
-    assert len(workers(server)) == 2 and before[0] not in workers(server)
-    assert metric(server.url, "ocr_worker_restarts_total") == restarts + 1
-    for _ in range(4):
-        requests.get(server.url + "/health", timeout=60)
+    assert len(server.workers()) == 2 and before[0] not in server.workers()
+    assert metric(server.url, 'ocr_worker_restarts_total{reason="died"}') == restarts + 1
+    while requests.get(server.url + "/health", timeout=10).json()["workers"]["ready"] < 2:
+        time.sleep(0.2)
     answer = post(server.url, "ocr_system", json={"images": [b64(lines[1].image)]}).json()
     assert answer["status"] == "000"
 
 
 def test_sigterm_finishes_in_flight_requests(tmp_path, pages):
-    server = Server(tmp_path, OCR_WORKERS="1")
+    server = Server.production(tmp_path, OCR_WORKERS="1")
     images = [b64(page.image) for page in pages.values()] * 2
     answers = []
     request = threading.Thread(target=lambda: answers.append(
@@ -151,13 +149,13 @@ def test_sigterm_finishes_in_flight_requests(tmp_path, pages):
     time.sleep(0.5)  # the request is being worked on
     server.process.send_signal(signal.SIGTERM)
     request.join(timeout=90)
-    assert server.process.wait(timeout=60) == 0
+    assert server.process.wait(timeout=60) == -signal.SIGTERM  # uvicorn ends by re-raising the signal
     assert answers and answers[0]["status"] == "000" and len(answers[0]["results"]) == len(images)
     assert "refused" not in server.log()  # and no outbound connection was even attempted
 
 
 def test_time_budget(tmp_path, pages):
-    server = Server(tmp_path, OCR_WORKERS="1", OCR_REQUEST_TIMEOUT="0.3")
+    server = Server.production(tmp_path, OCR_WORKERS="1", OCR_REQUEST_TIMEOUT="0.3")
     try:
         response = post(server.url, "ocr_system", json={"images": [b64(p.image) for p in pages.values()] * 2})
         assert response.status_code == 504
@@ -168,16 +166,16 @@ def test_time_budget(tmp_path, pages):
 
 def test_a_missing_model_stops_the_launcher_with_one_line(tmp_path):
     env = {**os.environ, "OCR_DATA_DIR": str(tmp_path), "OCR_REC_MODEL_DIR": str(tmp_path / "no_rec")}
-    result = subprocess.run([sys.executable, "scripts/serve.py", "--port", "1"], env=env, capture_output=True,
-                            text=True, timeout=60, cwd=os.path.dirname(os.path.dirname(__file__)))
+    result = subprocess.run([BIN / "ocrhub-serve", "--port", "1"], env=env, capture_output=True,
+                            text=True, timeout=60, cwd="/")
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == (
-        f"serve: model file {tmp_path / 'no_rec' / 'inference.pdmodel'} is missing or empty; fetch it with: "
+        f"ocrhub-serve: model file {tmp_path / 'no_rec' / 'inference.pdmodel'} is missing or empty; fetch it with: "
         "python scripts/fetch_models.py --set mobile  (or ./start.sh, which runs it)")
 
 
 def test_outbound_connections_are_refused():
-    code = ("from ocrhub.launcher import refuse_outbound_connections as r; r()\n"
+    code = ("from ocrhub.serving.offline import refuse_outbound_connections as r; r()\n"
             "import socket\n"
             "for target in [('192.0.2.1', 80), ('paddlepaddle.org.cn', 443)]:\n"
             "    try:\n"

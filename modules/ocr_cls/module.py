@@ -13,7 +13,7 @@ from .params import read_params
 class OcrCls:
     def __init__(self, **init_args):
         with exit_on_config_error("ocr_cls"):
-            self.service = OcrService("cls", read_params(init_args))
+            self.service = OcrService("ocr_cls", read_params(init_args))
 
     def predict(self, images):
         """BGR numpy arrays in, PaddleOCR-shaped results out."""

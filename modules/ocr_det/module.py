@@ -13,7 +13,7 @@ from .params import read_params
 class OcrDet:
     def __init__(self, **init_args):
         with exit_on_config_error("ocr_det"):
-            self.service = OcrService("det", read_params(init_args))
+            self.service = OcrService("ocr_det", read_params(init_args))
 
     def predict(self, images):
         """BGR numpy arrays in, PaddleOCR-shaped results out."""

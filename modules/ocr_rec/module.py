@@ -13,7 +13,7 @@ from .params import read_params
 class OcrRec:
     def __init__(self, **init_args):
         with exit_on_config_error("ocr_rec"):
-            self.service = OcrService("rec", read_params(init_args))
+            self.service = OcrService("ocr_rec", read_params(init_args))
 
     def predict(self, images):
         """BGR numpy arrays in, PaddleOCR-shaped results out."""

@@ -13,7 +13,7 @@ from .params import read_params
 class OcrSystem:
     def __init__(self, **init_args):
         with exit_on_config_error("ocr_system"):
-            self.service = OcrService("system", read_params(init_args))
+            self.service = OcrService("ocr_system", read_params(init_args))
 
     def predict(self, images):
         """BGR numpy arrays in, PaddleOCR-shaped results out."""

@@ -1,0 +1,233 @@
+"""The HTTP front: a small Starlette app that reads whole requests, checks them and queues their work.
+
+Routes (declared once, in ``create_app``):
+
+- ``POST /predict/<module>``: PaddleHub's protocol and envelope; only ``images`` reaches the module;
+- ``GET /health``: 200 once a worker is loaded and alive, 503 before (and if none is);
+- ``GET /metrics``: Prometheus; ``GET /``: the upload page; ``GET /openapi.json``: the API description.
+
+A request is read in full here, within ``body_timeout`` and ``max_body_bytes``, and its images are
+checked from their headers (``ocrhub.images``) before it waits for a worker, so a slow or broken
+client never holds an inference worker and a refused request costs no inference. Every failure is a
+``ServiceError`` that carries its envelope status and HTTP code; one handler answers them all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from pathlib import Path
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from ocrhub import images as image_input
+from ocrhub.config import OcrConfig, ServerConfig
+from ocrhub.errors import (BodyTooLargeError, InputError, NotJsonError, ServiceError, SlowClientError,
+                           UnavailableError, UnknownModuleError)
+from ocrhub.serving import metrics
+from ocrhub.serving.http import Connections
+from ocrhub.serving.worker import Job
+from ocrhub.serving.workers import WorkerPool
+from ocrhub.tasks import TASKS
+
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+DRAIN_FACTOR = 4  # a body over the limit is read and dropped up to this many times the limit
+log = logging.getLogger("ocrhub.front")
+
+
+def envelope(results=None, error: ServiceError | None = None, headers: dict | None = None) -> JSONResponse:
+    """PaddleHub's answer shape: ``{"status", "msg", "results"}``."""
+    if error is None:
+        return JSONResponse({"status": "000", "msg": "", "results": results})
+    headers = dict(headers or {})
+    if error.retry_after:
+        headers["Retry-After"] = str(error.retry_after)
+    return JSONResponse({"status": error.status, "msg": str(error), "results": ""}, error.http, headers)
+
+
+class ByteBudget:
+    """Request bodies the front holds at once (``max_buffered_bytes``): its memory bound."""
+
+    def __init__(self, limit: int):
+        self.limit, self.used = limit, 0
+
+    @contextlib.contextmanager
+    def reserve(self, size: int):
+        if self.used + size > self.limit:
+            metrics.REJECTED.labels("memory_budget").inc()
+            raise UnavailableError(f"the server holds {self.used} bytes of requests (OCR_MAX_BUFFERED_BYTES "
+                                   f"{self.limit}); retry shortly")
+        self.used += size
+        try:
+            yield
+        finally:
+            self.used -= size
+
+
+class Front:
+    """What the routes share: settings, the worker pool, the connection count, the byte budget."""
+
+    def __init__(self, server: ServerConfig, config: OcrConfig, pool: WorkerPool, connections: Connections):
+        self.server, self.config, self.pool, self.connections = server, config, pool, connections
+        self.modules = server.module_names
+        self.budget = ByteBudget(server.max_buffered_bytes)
+        self.limits = image_input.Limits(config.max_images, config.max_image_pixels, config.max_request_pixels)
+
+    def admit(self) -> None:
+        """Refuse at once what the server cannot take now, before reading any body."""
+        if not self.pool.ready:
+            raise UnavailableError(self.pool.load_error or "the OCR models are still loading; retry in a few seconds")
+        if self.connections.count > self.server.max_connections:
+            metrics.REJECTED.labels("connections").inc()
+            raise UnavailableError(f"too many open connections ({self.connections.count}, OCR_MAX_CONNECTIONS "
+                                   f"{self.server.max_connections}); retry shortly")
+
+    async def read_body(self, request: Request) -> bytes:
+        """The whole body within ``max_body_bytes`` and ``body_timeout``, or the error that closes it."""
+        limit = self.server.max_body_bytes
+        too_large = BodyTooLargeError(f"request body too large: limit {limit} bytes (OCR_MAX_BODY_BYTES); "
+                                      f"send fewer or smaller images")
+        declared = int(request.headers.get("content-length") or 0)
+        try:
+            async with asyncio.timeout(self.server.body_timeout or None):
+                if declared > limit:
+                    if "100-continue" not in request.headers.get("expect", "").lower():
+                        await _drain(request, DRAIN_FACTOR * limit)  # so the client reads our answer
+                    raise too_large
+                chunks, size = [], 0
+                async for chunk in request.stream():
+                    chunks.append(chunk)
+                    size += len(chunk)
+                    if size > limit:
+                        await _drain(request, DRAIN_FACTOR * limit)
+                        raise too_large
+        except TimeoutError:
+            metrics.DROPPED.labels("body").inc()
+            raise SlowClientError(f"the request body did not arrive within {self.server.body_timeout:g} s "
+                                  f"(OCR_BODY_TIMEOUT)") from None
+        return b"".join(chunks)
+
+
+async def _drain(request: Request, limit: int) -> None:
+    read = 0
+    async for chunk in request.stream():
+        read += len(chunk)
+        if read > limit:
+            return
+
+
+def parse_images(body: bytes, content_type: str, limits: image_input.Limits) -> list:
+    """The checked ``images`` of a PaddleHub JSON body; other keys (``paths``...) are never looked at."""
+    mimetype = content_type.split(";")[0].strip().lower()
+    if mimetype != "application/json" and not mimetype.endswith("+json"):
+        raise NotJsonError('the body must be JSON (Content-Type: application/json): {"images": ["<base64>", ...]}')
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):
+        raise NotJsonError('the body must be JSON (Content-Type: application/json): {"images": ["<base64>", ...]}') \
+            from None
+    if not isinstance(data, dict):
+        raise InputError(f'the body must be a JSON object {{"images": [...]}}, got {type(data).__name__}')
+    return image_input.read_request(data.get("images"), limits)
+
+
+async def predict(request: Request) -> Response:
+    front: Front = request.app.state.front
+    module = request.path_params["module"]
+    label = module if module in front.modules else "unknown"
+    started = time.monotonic()
+    metrics.IN_FLIGHT.inc()
+    try:
+        answer = await _predict(front, request, module)
+    except ServiceError as err:
+        answer = envelope(error=err, headers=_closing(err))
+    finally:
+        metrics.IN_FLIGHT.dec()
+    metrics.REQUESTS.labels(label, json.loads(answer.body)["status"]).inc()
+    metrics.LATENCY.labels(label).observe(time.monotonic() - started)
+    return answer
+
+
+async def _predict(front: Front, request: Request, module: str) -> Response:
+    if module not in front.modules:
+        raise UnknownModuleError(f"Module {module} is not available; serving: {', '.join(front.modules)}")
+    front.admit()
+    declared = int(request.headers.get("content-length") or front.server.max_body_bytes)
+    with front.budget.reserve(min(declared, front.server.max_body_bytes)):
+        body = await front.read_body(request)
+        metrics.REQUEST_BYTES.labels(module).inc(len(body))
+        images = await asyncio.to_thread(parse_images, body, request.headers.get("content-type", ""), front.limits)
+        del body
+        reply = await front.pool.run(Job(module, images))
+    if reply.error is not None:
+        raise reply.error
+    metrics.IMAGES.labels(module).inc(len(images))
+    return envelope(reply.results)
+
+
+def _closing(error: ServiceError) -> dict:
+    """A body we did not read to its end leaves the connection unusable: close it after the answer."""
+    return {"Connection": "close"} if isinstance(error, (BodyTooLargeError, SlowClientError)) else {}
+
+
+async def health(request: Request) -> Response:
+    front: Front = request.app.state.front
+    pool = front.pool
+    ready = pool.ready > 0
+    body = {"status": "ok" if ready else ("failed" if pool.load_error else "loading"),
+            "modules": front.modules, "model_set": front.config.model_set,
+            "workers": {"ready": pool.ready, "total": len(pool.slots)}, "queue": pool.queue.qsize()}
+    if pool.load_error:
+        body["error"] = pool.load_error
+    return JSONResponse(body, 200 if ready else 503)
+
+
+async def prometheus(request: Request) -> Response:
+    return Response(generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def index(request: Request) -> Response:
+    return FileResponse(WEB_DIR / "index.html")
+
+
+async def openapi(request: Request) -> Response:
+    return FileResponse(WEB_DIR / "openapi.json", media_type="application/json")
+
+
+async def http_error(request: Request, err: HTTPException) -> Response:
+    """Unknown paths and methods get the envelope too."""
+    status = {404: "111", 405: "112"}.get(err.status_code, "101")
+    error = ServiceError(f"{err.detail}: {request.method} {request.url.path}")
+    error.status, error.http = status, err.status_code
+    return envelope(error=error)
+
+
+async def internal_error(request: Request, err: Exception) -> Response:
+    log.exception("unhandled error")
+    return envelope(error=ServiceError(f"internal error: {type(err).__name__}"))
+
+
+async def client_gone(request: Request, err: ClientDisconnect) -> Response:
+    return Response(status_code=499)  # nobody reads it; keeps the disconnect out of the error log
+
+
+def create_app(front: Front, lifespan=None) -> Starlette:
+    routes = [
+        Route("/predict/{module}", predict, methods=["POST"]),
+        Route("/health", health),
+        Route("/metrics", prometheus),
+        Route("/", index),
+        Route("/openapi.json", openapi),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={
+        HTTPException: http_error, ClientDisconnect: client_gone, Exception: internal_error})
+    app.state.front = front
+    return app

@@ -1,0 +1,117 @@
+"""An inference worker process: loads the stages of the served tasks, then answers jobs one at a time.
+
+The front starts it (``multiprocessing`` spawn: a fresh interpreter, nothing of the front's event loop)
+with one end of a pipe and takes it a job whenever it is idle. Heavy imports happen inside ``main``,
+so the front, which imports this module to name ``main``, never loads the engine.
+
+After each job the worker hands freed heap back to the system (``malloc_trim``) and, past
+``worker_max_memory_mb``, says it retires after answering, so the front replaces it: memory returns to
+its steady level after a burst of large images.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+
+from ocrhub.errors import ServiceError
+
+log = logging.getLogger("ocrhub.worker")
+TAKEN = "taken"
+
+
+@dataclass(frozen=True)
+class Job:
+    module: str  # a name of ocrhub.tasks.TASKS
+    images: list = field(default_factory=list)  # ocrhub.images.EncodedImage, checked in the front
+
+
+@dataclass(frozen=True)
+class Reply:
+    results: object = None
+    error: ServiceError | None = None
+    retire: bool = False  # the worker exits after this reply (memory over its limit)
+
+
+@dataclass(frozen=True)
+class Ready:
+    pid: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class LoadFailed:
+    message: str
+
+
+def main(conn, modules: list[str], max_memory_mb: int, offline: bool) -> None:
+    # Ctrl+C reaches the whole process group: the front decides when a worker stops (after its job).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if offline:
+        from ocrhub.serving.offline import refuse_outbound_connections
+
+        refuse_outbound_connections()
+    started = time.monotonic()
+    try:
+        services = _load(modules)
+    except BaseException as err:  # SystemExit carries the one-line configuration message
+        conn.send(LoadFailed(str(err) or type(err).__name__))
+        return
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # paddle's import installs glog's, which aborts noisily
+    conn.send(Ready(os.getpid(), time.monotonic() - started))
+    _serve(conn, services, max_memory_mb)
+
+
+def _load(modules: list[str]) -> dict:
+    from ocrhub.config import load_config
+    from ocrhub.errors import exit_on_config_error
+    from ocrhub.service import OcrService
+
+    with exit_on_config_error("worker"):
+        config = load_config()
+        return {name: OcrService(name, config) for name in modules}
+
+
+def _serve(conn, services: dict, max_memory_mb: int) -> None:
+    while True:
+        try:
+            job = conn.recv()
+        except EOFError:  # the front is gone
+            return
+        if job is None:
+            return
+        conn.send(TAKEN)  # from here on, the job is this worker's: if it dies, the job failed
+        reply = _answer(services, job)
+        _release_memory()
+        retire = bool(max_memory_mb) and _rss_mb() > max_memory_mb
+        conn.send(Reply(reply.results, reply.error, retire))
+        if retire:
+            return
+
+
+def _answer(services: dict, job: Job) -> Reply:
+    try:
+        return Reply(services[job.module].run(job.images))
+    except ServiceError as err:
+        return Reply(error=err)
+    except Exception as err:
+        log.exception("%s failed", job.module)
+        return Reply(error=ServiceError(f"internal error in {job.module}: {type(err).__name__}: {err}"))
+
+
+def _release_memory() -> None:
+    """glibc keeps freed heap for reuse; a decoded 40 MP photo would stay in the worker's RSS."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
+
+
+def _rss_mb() -> float:
+    import psutil
+
+    return psutil.Process().memory_info().rss / 2**20

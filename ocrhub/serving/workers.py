@@ -1,0 +1,208 @@
+"""Inference workers behind a bounded queue, supervised by the front's event loop.
+
+Each ``Slot`` owns one worker process and pulls the next job from the shared queue only when its
+worker is idle, so work goes to whichever worker is free (no accept-time balancing). The queue is
+bounded in length (``queue_size``: one more request is refused at once with 503 + Retry-After) and in
+waiting time (``queue_timeout``: a job that waited longer is answered 503 instead of being run late).
+
+A worker that dies is replaced and counted; the job it held is answered with an error, never lost or
+run twice. A worker stuck past its job's time budget is killed and replaced the same way. One
+thread per slot waits on the pipe, so the event loop never blocks on a worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import multiprocessing
+import time
+from multiprocessing.connection import wait
+
+from ocrhub.config import ServerConfig
+from ocrhub.errors import UnavailableError, WorkerDiedError
+from ocrhub.serving import metrics, worker
+from ocrhub.serving.worker import Job, LoadFailed, Ready, Reply
+
+log = logging.getLogger("ocrhub.workers")
+SPAWN = multiprocessing.get_context("spawn")  # a fresh interpreter: never fork a running event loop
+RESTART_BACKOFF = (1, 2, 5, 10, 30)  # seconds before loading again after a failed load
+NOT_DELIVERED = object()  # a job the worker never received, to be run by another
+
+
+class _Pending:
+    def __init__(self, job: Job):
+        self.job, self.queued_at = job, time.monotonic()
+        self.future = asyncio.get_running_loop().create_future()
+
+
+class WorkerPool:
+    def __init__(self, server: ServerConfig, modules: list[str], stuck_after: float | None):
+        self.server, self.modules, self.stuck_after = server, modules, stuck_after
+        self.queue: asyncio.Queue[_Pending] = asyncio.Queue()
+        self.slots = [Slot(self, index) for index in range(server.worker_count)]
+        self.load_error = ""
+        self.closing = False
+        metrics.QUEUE_LENGTH.set_function(self.queue.qsize)
+        metrics.WORKERS_READY.set_function(lambda: self.ready)
+
+    @property
+    def ready(self) -> int:
+        return sum(slot.pid is not None for slot in self.slots)
+
+    def start(self) -> None:
+        for slot in self.slots:
+            slot.task = asyncio.create_task(slot.run(), name=f"worker-slot-{slot.index}")
+
+    async def run(self, job: Job) -> Reply:
+        """Queue ``job`` and wait for its reply; refused at once when the queue is full."""
+        if self.queue.qsize() >= self.server.queue_size:
+            metrics.REJECTED.labels("queue_full").inc()
+            raise UnavailableError(f"all {len(self.slots)} workers are busy and {self.queue.qsize()} requests "
+                                   f"are waiting (OCR_QUEUE_SIZE); retry shortly")
+        pending = _Pending(job)
+        self.queue.put_nowait(pending)
+        try:
+            return await pending.future
+        finally:
+            pending.future.cancel()  # the client is gone or the answer is in: a slot skips it
+
+    async def stop(self, timeout: float) -> None:
+        """Let running jobs finish (up to ``timeout``), then stop every worker."""
+        self.closing = True
+        await asyncio.gather(*(slot.stop(timeout) for slot in self.slots))
+
+
+class Slot:
+    """One worker process: start it, feed it jobs while it is idle, replace it when it dies."""
+
+    def __init__(self, pool: WorkerPool, index: int):
+        self.pool, self.index = pool, index
+        self.process = self.conn = None
+        self.pid: int | None = None  # set while the worker is loaded and alive
+        self.task: asyncio.Task | None = None
+        self.thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=f"worker-{index}")
+
+    async def run(self) -> None:
+        failures = 0
+        while not self.pool.closing:
+            if not await self._start():
+                failures += 1
+                await asyncio.sleep(RESTART_BACKOFF[min(failures, len(RESTART_BACKOFF)) - 1])
+                continue
+            failures = 0
+            reason = await self._feed()
+            self.pid = None
+            if not self.pool.closing:
+                metrics.WORKER_RESTARTS.labels(reason).inc()
+                log.warning("worker %d %s; starting a new one", self.index, reason)
+
+    async def _start(self) -> bool:
+        self.conn, child = SPAWN.Pipe()
+        self.process = SPAWN.Process(target=worker.main, name=f"ocr-worker-{self.index}", daemon=True,
+                                     args=(child, self.pool.modules, self.pool.server.worker_max_memory_mb,
+                                           self.pool.server.offline))
+        self.process.start()
+        child.close()
+        message = await self._call(None, timeout=None)
+        if isinstance(message, Ready):
+            self.pid, self.pool.load_error = message.pid, ""
+            log.info("worker %d ready (pid %d, loaded in %.1f s)", self.index, message.pid, message.seconds)
+            return True
+        self.pool.load_error = message.message if isinstance(message, LoadFailed) else str(message)
+        log.error("worker %d failed to load: %s", self.index, self.pool.load_error)
+        self.process.join()
+        return False
+
+    async def _feed(self) -> str:
+        """Answer jobs until the worker dies or retires; returns why it stopped."""
+        loop = asyncio.get_running_loop()
+        exited = loop.create_future()  # the process's sentinel becomes readable when it exits
+        loop.add_reader(self.process.sentinel, lambda: exited.done() or exited.set_result(None))
+        try:
+            while True:
+                pending = await self._next(exited)
+                if pending is None:
+                    return "died"
+                reply = await self._call(pending.job, timeout=self.pool.stuck_after)
+                if reply is NOT_DELIVERED:
+                    self.pool.queue.put_nowait(pending)
+                    return "died"
+                if not pending.future.done():
+                    if isinstance(reply, Reply):
+                        pending.future.set_result(reply)
+                    else:
+                        pending.future.set_exception(reply)
+                if isinstance(reply, WorkerDiedError):
+                    return "died"
+                if reply.retire:
+                    await loop.run_in_executor(self.thread, self.process.join)
+                    return "recycled"
+        finally:
+            loop.remove_reader(self.process.sentinel)
+
+    async def _next(self, exited: asyncio.Future) -> _Pending | None:
+        """The next job still worth running, or None once the worker has died while idle."""
+        queue = self.pool.queue
+        while True:
+            getting = asyncio.ensure_future(queue.get())
+            await asyncio.wait({exited, getting}, return_when=asyncio.FIRST_COMPLETED)
+            if not getting.done():
+                getting.cancel()
+                return None
+            pending = getting.result()
+            if exited.done() or not self.process.is_alive():
+                queue.put_nowait(pending)  # never taken by this dead worker: another one will
+                return None
+            if pending.future.done():  # its client went away while it waited
+                continue
+            waited = time.monotonic() - pending.queued_at
+            metrics.QUEUE_WAIT.observe(waited)
+            if waited <= self.pool.server.queue_timeout:
+                return pending
+            metrics.REJECTED.labels("queue_timeout").inc()
+            pending.future.set_exception(UnavailableError(
+                f"waited {waited:.0f} s for a free worker (OCR_QUEUE_TIMEOUT); the server is overloaded, retry later"))
+
+    async def _call(self, job: Job | None, timeout: float | None):
+        """Send ``job`` (None: only wait for the load message) and wait for the worker's answer."""
+        return await asyncio.get_running_loop().run_in_executor(self.thread, self._exchange, job, timeout)
+
+    def _exchange(self, job, timeout):
+        """In the slot's thread: the worker's next message (its reply), or why there is none."""
+        if job is not None:
+            try:
+                self.conn.send(job)
+                taken = self._receive(timeout=None) == worker.TAKEN
+            except (EOFError, OSError):
+                taken = False
+            if not taken:  # died before it took the job
+                self.process.join()
+                return NOT_DELIVERED
+        try:
+            return self._receive(timeout)
+        except (EOFError, OSError, TimeoutError) as err:
+            if isinstance(err, TimeoutError):  # stuck far past the job's time budget
+                self.process.kill()
+            self.process.join()
+            return WorkerDiedError(f"the inference worker stopped while answering this request (exit code "
+                                   f"{self.process.exitcode}); it has been replaced: retry the request")
+
+    def _receive(self, timeout: float | None):
+        ready = wait([self.conn, self.process.sentinel], timeout)
+        if self.conn in ready:
+            return self.conn.recv()
+        raise EOFError("worker exited") if ready else TimeoutError()
+
+    async def stop(self, timeout: float) -> None:
+        if self.task is not None:
+            self.task.cancel()
+        if self.process is not None and self.process.is_alive():
+            try:
+                self.conn.send(None)
+            except OSError:
+                pass
+            await asyncio.get_running_loop().run_in_executor(None, self.process.join, timeout)
+            if self.process.is_alive():
+                self.process.kill()
+        self.thread.shutdown(wait=False, cancel_futures=True)
