@@ -12,6 +12,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from ocrhub import documents
 from ocrhub import images as image_input
 from ocrhub import pipeline
 from ocrhub.config import OcrConfig
@@ -72,3 +73,35 @@ class OcrService:
             if limit and image.width > limit * image.height:
                 raise InputError(f"image {image.index}: not a text line: {image.width}×{image.height} is wider "
                                  f"than {limit:g}× its height (OCR_MAX_LINE_RATIO); send pages to ocr_system")
+
+    def read_document(self, data: bytes, options: documents.Options) -> list[documents.Page]:
+        """A PDF or an image file (``ocr_system`` only): its pages with their lines, in order.
+
+        Pages rendered for OCR count against ``max_request_pixels`` as images do; text-layer pages cost
+        no pixels. One page is held decoded at a time."""
+        budget = self.config.request_timeout
+        deadline = time.monotonic() + budget if budget else None
+        kind = documents.sniff(data)
+        if kind == "image":
+            image = image_input.read_file(data, 0, self.config.max_image_pixels)
+            lines = self.task.run(self._stages, image_input.to_bgr(image))
+            return [{"page": 1, "source": "ocr", "dpi": None, "width": image.width, "height": image.height,
+                     "lines": lines}]
+        if kind != "pdf":
+            raise InputError("not a PDF nor an image file: send a PDF, PNG, JPEG, TIFF, BMP or WebP")
+        limits = documents.Limits(self.config.max_pages, self.config.max_image_pixels)
+        return list(documents.pdf_pages(data, options, limits, self._page_ocr(), deadline))
+
+    def _page_ocr(self):
+        """ocr_system on rendered pages, within the request's pixel budget."""
+        spent, limit = 0, self.config.max_request_pixels
+
+        def ocr(page: np.ndarray) -> list:
+            nonlocal spent
+            spent += page.shape[0] * page.shape[1]
+            if limit and spent > limit:
+                raise InputError(f"too many pixels to OCR in one request: over {limit} (OCR_MAX_REQUEST_PIXELS) "
+                                 f"in rendered pages; send fewer pages (pages=...) or a lower dpi")
+            return self.task.run(self._stages, page)
+
+        return ocr

@@ -3,6 +3,8 @@
 Routes (declared once, in ``create_app``):
 
 - ``POST /predict/<module>``: PaddleHub's protocol and envelope; only ``images`` reaches the module;
+- ``POST /ocr``: a PDF or image file (multipart field ``file``, or the raw body) → its pages' lines,
+  as JSON in the envelope or as plain text (``Accept: text/plain`` or ``?format=text``);
 - ``GET /health``: 200 once a worker is loaded and alive, 503 before (and if none is);
 - ``GET /metrics``: Prometheus; ``GET /``: the upload page; ``GET /openapi.json``: the API description.
 
@@ -25,21 +27,25 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.datastructures import UploadFile
+from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from ocrhub import documents
 from ocrhub import images as image_input
 from ocrhub.config import OcrConfig, ServerConfig
 from ocrhub.errors import (BodyTooLargeError, InputError, NotJsonError, ServiceError, SlowClientError,
                            UnavailableError, UnknownModuleError)
 from ocrhub.serving import metrics
 from ocrhub.serving.http import Connections
-from ocrhub.serving.worker import Job
+from ocrhub.serving.worker import DocumentJob, Job
 from ocrhub.serving.workers import WorkerPool
 from ocrhub.tasks import TASKS
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 DRAIN_FACTOR = 4  # a body over the limit is read and dropped up to this many times the limit
+UPLOAD_USAGE = ("send one file as multipart/form-data in the field 'file' (curl -F file=@scan.pdf), or as the "
+                "body with Content-Type application/pdf or image/...")
 log = logging.getLogger("ocrhub.front")
 
 
@@ -90,6 +96,11 @@ class Front:
             raise UnavailableError(f"too many open connections ({self.connections.count}, OCR_MAX_CONNECTIONS "
                                    f"{self.server.max_connections}); retry shortly")
 
+    def declared_size(self, request: Request) -> int:
+        """What a request's body will take of the byte budget (the limit when it does not say)."""
+        declared = int(request.headers.get("content-length") or self.server.max_body_bytes)
+        return min(declared, self.server.max_body_bytes)
+
     async def read_body(self, request: Request) -> bytes:
         """The whole body within ``max_body_bytes`` and ``body_timeout``, or the error that closes it."""
         limit = self.server.max_body_bytes
@@ -139,29 +150,32 @@ def parse_images(body: bytes, content_type: str, limits: image_input.Limits) -> 
     return image_input.read_request(data.get("images"), limits)
 
 
-async def predict(request: Request) -> Response:
-    front: Front = request.app.state.front
-    module = request.path_params["module"]
-    label = module if module in front.modules else "unknown"
+async def answered(label: str, work) -> Response:
+    """Await ``work`` (a route's coroutine), turning errors into envelopes and counting the answer."""
     started = time.monotonic()
     metrics.IN_FLIGHT.inc()
     try:
-        answer = await _predict(front, request, module)
+        answer, status = await work, "000"
     except ServiceError as err:
-        answer = envelope(error=err, headers=_closing(err))
+        answer, status = envelope(error=err, headers=_closing(err)), err.status
     finally:
         metrics.IN_FLIGHT.dec()
-    metrics.REQUESTS.labels(label, json.loads(answer.body)["status"]).inc()
+    metrics.REQUESTS.labels(label, status).inc()
     metrics.LATENCY.labels(label).observe(time.monotonic() - started)
     return answer
+
+
+async def predict(request: Request) -> Response:
+    front: Front = request.app.state.front
+    module = request.path_params["module"]
+    return await answered(module if module in front.modules else "unknown", _predict(front, request, module))
 
 
 async def _predict(front: Front, request: Request, module: str) -> Response:
     if module not in front.modules:
         raise UnknownModuleError(f"Module {module} is not available; serving: {', '.join(front.modules)}")
     front.admit()
-    declared = int(request.headers.get("content-length") or front.server.max_body_bytes)
-    with front.budget.reserve(min(declared, front.server.max_body_bytes)):
+    with front.budget.reserve(front.declared_size(request)):
         body = await front.read_body(request)
         metrics.REQUEST_BYTES.labels(module).inc(len(body))
         images = await asyncio.to_thread(parse_images, body, request.headers.get("content-type", ""), front.limits)
@@ -171,6 +185,72 @@ async def _predict(front: Front, request: Request, module: str) -> Response:
         raise reply.error
     metrics.IMAGES.labels(module).inc(len(images))
     return envelope(reply.results)
+
+
+async def ocr(request: Request) -> Response:
+    return await answered("ocr", _ocr(request.app.state.front, request))
+
+
+async def _ocr(front: Front, request: Request) -> Response:
+    if "ocr_system" not in front.modules:
+        raise UnknownModuleError("POST /ocr needs the ocr_system module, which this server does not serve (OCR_MODULES)")
+    front.admit()
+    options = documents.Options.from_query(request.query_params)  # a bad option costs no upload
+    with front.budget.reserve(front.declared_size(request)):
+        body = await front.read_body(request)
+        metrics.REQUEST_BYTES.labels("ocr").inc(len(body))
+        data = await uploaded_file(request, body)
+        del body
+        if documents.sniff(data) == "image":  # refused from its header, before it waits for a worker
+            image_input.read_file(data, 0, front.config.max_image_pixels)
+        reply = await front.pool.run(DocumentJob(data, options))
+    if reply.error is not None:
+        raise reply.error
+    for page in reply.results:
+        metrics.PAGES.labels(page["source"]).inc()
+    if wants_text(request):
+        return PlainTextResponse(documents.as_text(reply.results))
+    return envelope(reply.results)
+
+
+async def uploaded_file(request: Request, body: bytes) -> bytes:
+    """The document of a ``POST /ocr``: the multipart field ``file``, or the body itself."""
+    mimetype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if mimetype == "multipart/form-data":
+        data = await _multipart_file(request, body)
+    elif mimetype in ("application/pdf", "application/octet-stream") or mimetype.startswith("image/"):
+        data = body
+    else:
+        raise InputError(f"{UPLOAD_USAGE}; got Content-Type {mimetype or 'none'!r}")
+    if not data:
+        raise InputError(f"the file is empty: {UPLOAD_USAGE}")
+    return data
+
+
+async def _multipart_file(request: Request, body: bytes) -> bytes:
+    async def replay():  # the body was already read, within its limits: parse it from memory
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    try:
+        form = await Request(request.scope, replay).form(max_files=1, max_fields=20)
+    except HTTPException as err:
+        raise InputError(f"unreadable multipart upload: {err.detail}") from None
+    upload = form.get("file")
+    if not isinstance(upload, UploadFile):
+        fields = ", ".join(sorted(form.keys())) or "none"
+        raise InputError(f"no file in the multipart field 'file' (fields sent: {fields}); {UPLOAD_USAGE}")
+    return await upload.read()
+
+
+def wants_text(request: Request) -> bool:
+    """``?format=text``, or an ``Accept`` header that asks for plain text rather than JSON."""
+    chosen = request.query_params.get("format", "").lower()
+    if chosen:
+        if chosen not in ("text", "json"):
+            raise InputError(f"format must be text or json, got {chosen!r}")
+        return chosen == "text"
+    accept = request.headers.get("accept", "").lower()
+    return "text/plain" in accept and "json" not in accept
 
 
 def _closing(error: ServiceError) -> dict:
@@ -222,6 +302,7 @@ async def client_gone(request: Request, err: ClientDisconnect) -> Response:
 def create_app(front: Front, lifespan=None) -> Starlette:
     routes = [
         Route("/predict/{module}", predict, methods=["POST"]),
+        Route("/ocr", ocr, methods=["POST"]),
         Route("/health", health),
         Route("/metrics", prometheus),
         Route("/", index),

@@ -26,8 +26,20 @@ TAKEN = "taken"
 
 @dataclass(frozen=True)
 class Job:
+    """Images for ``POST /predict/<module>``."""
+
     module: str  # a name of ocrhub.tasks.TASKS
     images: list = field(default_factory=list)  # ocrhub.images.EncodedImage, checked in the front
+
+
+@dataclass(frozen=True)
+class DocumentJob:
+    """A PDF or image file for ``POST /ocr``, read by ``ocr_system``."""
+
+    data: bytes
+    options: object  # ocrhub.documents.Options
+
+    module = "ocr_system"
 
 
 @dataclass(frozen=True)
@@ -95,7 +107,10 @@ def _serve(conn, services: dict, max_memory_mb: int) -> None:
 
 def _answer(services: dict, job: Job) -> Reply:
     try:
-        return Reply(services[job.module].run(job.images))
+        service = services[job.module]
+        if isinstance(job, DocumentJob):
+            return Reply(service.read_document(job.data, job.options))
+        return Reply(service.run(job.images))
     except ServiceError as err:
         return Reply(error=err)
     except Exception as err:
