@@ -7,7 +7,7 @@
 # verifies the models, hub-installs the modules, trims the venv and answers a real request; the
 # final stage copies only /opt/venv, /app and /opt/paddlehub onto "base", so nothing deleted in
 # "build" costs image space.
-# Configuration is all environment (README): PORT, OCR_WORKERS, OCR_CPU_THREADS, OCR_HTTP_THREADS,
+# Configuration is all environment (README): PORT, OCR_WORKERS, OCR_CPU_THREADS, OCR_ENGINE,
 # OCR_MODEL_SET / OCR_*_MODEL_DIR, OCR_MAX_BODY_BYTES, OCR_MAX_IMAGES, OCR_REQUEST_TIMEOUT,
 # OCR_DATA_DIR (the only directory written to, default /tmp/ocrhub, so --read-only --tmpfs /tmp works).
 ARG BASE_IMAGE=python:3.11-slim
@@ -82,21 +82,25 @@ RUN pip install --no-deps --no-compile --no-build-isolation -e . && rm -rf /app/
 RUN HUB_HOME=/opt/paddlehub hub install /app/modules/ocr_system /app/modules/ocr_det \
         /app/modules/ocr_cls /app/modules/ocr_rec
 
-# Smoke test on the trimmed venv: the production app (ocrhub.serving, all four modules) answers a
-# real request for a rendered line, through Flask's test client. Then the .py files it imported are
-# compiled, and only those (82 of the 190 MB of .pyc a full compile makes): nothing under /opt can
-# be written at run time, so without them every worker would compile them at each start (+6 s CPU).
-RUN HUB_HOME=/tmp/hub python -c "import base64, sys, time, cv2, numpy as np; \
-import paddle, paddlehub, paddleocr, gunicorn.workers.gthread, ocrhub.launcher; \
-from ocrhub.serving import create_app; \
-client = create_app().test_client(); \
+# Smoke test on the trimmed venv: the production app (front + one real worker process, all four
+# modules) answers a real request for a rendered line, through Starlette's test client. Then the .py
+# files the front and a worker import are compiled, and only those: nothing under /opt can be written
+# at run time, so without them every worker would compile them at each start (+6 s CPU).
+RUN HUB_HOME=/tmp/hub OCR_WORKERS=1 python -c "import base64, sys, time, cv2, numpy as np; \
+import paddle, paddleocr, ocrhub.service; \
+from starlette.testclient import TestClient; \
+from ocrhub.config import load_config, load_server_config; \
+from ocrhub.serving.http import Connections; \
+from ocrhub.serving.launcher import build_app; \
+client = TestClient(build_app(load_server_config(), load_config(), Connections())).__enter__(); \
 any(client.get('/health').status_code != 503 or time.sleep(0.5) for _ in range(1200)); \
-health = client.get('/health'); assert health.status_code == 200, health.get_json(); \
+health = client.get('/health'); assert health.status_code == 200, health.json(); \
 image = np.full((90, 436, 3), 255, np.uint8); \
 cv2.putText(image, 'Hello World', (16, 60), cv2.FONT_HERSHEY_SIMPLEX, 1.2, (0, 0, 0), 2, cv2.LINE_AA); \
-answer = client.post('/predict/ocr_system', json={'images': [base64.b64encode(cv2.imencode('.png', image)[1]).decode()]}).get_json(); \
+answer = client.post('/predict/ocr_system', json={'images': [base64.b64encode(cv2.imencode('.png', image)[1]).decode()]}).json(); \
 found = [line['text'] for line in answer['results'][0]]; \
 print('smoke test: ocr_system read', found); assert found == ['Hello World'], answer; \
+client.__exit__(None, None, None); \
 files = sorted({f for f in (getattr(m, '__file__', None) for m in list(sys.modules.values())) if f and f.endswith('.py')}); \
 open('/tmp/venv-imports.txt', 'w').write(''.join(f + '\\n' for f in files if f.startswith('/opt/venv/'))); \
 open('/tmp/base-imports.txt', 'w').write(''.join(f + '\\n' for f in files if not f.startswith(('/opt/venv/', '/app/'))))" \
@@ -124,9 +128,9 @@ ENV PATH=/opt/venv/bin:$PATH \
 USER 10001:10001
 WORKDIR /app
 EXPOSE 9000
-# 503 while the modules load (up to a minute on a busy machine), 200 once every module predicts.
+# 503 while the workers load (up to a minute on a busy machine), 200 once one of them can answer.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=180s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request as u; u.urlopen('http://127.0.0.1:%s/health' % os.environ.get('PORT', '9000'), timeout=4)"]
-# Exec form: python (the gunicorn master) is PID 1 and gets SIGTERM: it stops accepting, finishes
-# in-flight requests (OCR_GRACEFUL_TIMEOUT, 30 s) and exits.
-ENTRYPOINT ["python", "/app/scripts/serve.py"]
+# Exec form: ocrhub-serve (the front) is PID 1 and gets SIGTERM: it stops accepting, finishes
+# in-flight requests (OCR_GRACEFUL_TIMEOUT, 30 s), stops its workers and exits.
+ENTRYPOINT ["ocrhub-serve"]

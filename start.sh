@@ -2,7 +2,7 @@
 # One command from a fresh clone to an OCR service on port 9000, from any directory.
 #
 #   ./start.sh [serve] [--port N]   set up (venv, pinned deps, models, hub install), then serve with
-#                                   the production launcher (scripts/serve.py: gunicorn workers)
+#                                   the production server (ocrhub-serve: async front + inference workers)
 #   ./start.sh plain [--port N]     set up, then serve with PaddleHub's own `hub serving start`
 #   ./start.sh setup                set up only
 #   ./start.sh test [pytest args]   set up, add the test dependencies and a CJK font, run the tests
@@ -100,5 +100,5 @@ case "$command" in
     if [ "$command" = plain ]; then
       exec "$VENV/bin/hub" serving start -m "${MODULES[@]}" -p "$port"
     fi
-    PORT="$port" exec "$VENV/bin/python" "$ROOT/scripts/serve.py" ;;
+    PORT="$port" exec "$VENV/bin/ocrhub-serve" ;;
 esac

@@ -179,7 +179,7 @@ def test_dockerfile_contract():
     healthcheck = next(arg for kind, arg in last_stage if kind == "HEALTHCHECK")
     assert "/health" in healthcheck and "CMD [" in healthcheck
     entrypoint = next(arg for kind, arg in last_stage if kind == "ENTRYPOINT")
-    assert json.loads(entrypoint)[-1] == "/app/scripts/serve.py"  # exec form: PID 1 gets SIGTERM
+    assert json.loads(entrypoint) == ["ocrhub-serve"]  # exec form: PID 1 gets SIGTERM
     env = dict(pair.split("=", 1) for kind, arg in last_stage if kind == "ENV" for pair in shlex.split(arg))
     assert env["OCR_DATA_DIR"] == "/tmp/ocrhub" and env["PORT"] == str(PORT)
     assert env["PATH"].startswith("/opt/venv/bin:")
