@@ -1,13 +1,23 @@
 #!/usr/bin/env python3
-"""OCR images with the ocrhub service (PaddleOCR's hubserving protocol), from a shell or from Python.
+"""OCR images and PDFs with the ocrhub service, from a shell or from Python.
 
     python scripts/ocr_client.py photo.jpg scans/ 'receipts/**/*.png'
     python scripts/ocr_client.py --json --module ocr_det --concurrency 4 scans/ > boxes.jsonl
     python scripts/ocr_client.py --quiet --out vis/ scans/   # save each image with its boxes and text
+    python scripts/ocr_client.py --pages 1-3 --ocr always report.pdf > report.txt
 
-Folders are searched recursively for image files; globs are expanded (quote them to use ``**``).
-Each image is one request, so a bad file fails alone: it is named on stderr with the server's
-message, and the exit status is 1 when any image failed (2 for a usage error). A refused
+Images go to ``POST /predict/<module>`` (PaddleOCR's hubserving protocol). PDFs, and images too with
+``--document``, go to ``POST /ocr``, which reads each page's text layer where it has one and OCRs the
+others (``--ocr auto|always|never``, ``--pages 1-3,5``, ``--dpi 200``); documents are always read with
+ocr_system, whatever ``--module`` says. A document prints its pages' lines; every page after the first
+starts a line with a form feed (FF, as pdftotext breaks pages; a terminal shows a line break). With
+``--json`` it prints one object per page: ``{"file", "page", "source": "text-layer" | "ocr", "dpi",
+"width", "height", "lines"}``, the boxes in pixels of the page rendered at ``dpi`` (null for an image
+file). ``--out`` draws the images sent to /predict only: the client does not render PDF pages.
+
+Folders are searched recursively for image and PDF files; globs are expanded (quote them to use ``**``).
+Each file is one request, so a bad file fails alone: it is named on stderr with the server's
+message, and the exit status is 1 when any file failed (2 for a usage error). A refused
 connection or a server still loading (503) is retried with exponential backoff.
 
 As a library (with scripts/ on ``sys.path``; needs only ``requests``, plus Pillow to visualise):
@@ -16,6 +26,8 @@ As a library (with scripts/ on ``sys.path``; needs only ``requests``, plus Pillo
     client = OcrClient("http://127.0.0.1:9000")
     for line in client.ocr("photo.jpg"):
         print(line["text"], line["confidence"], line["text_region"])
+    for page in client.document("report.pdf", pages="1-3"):
+        print(page["page"], page["source"], [line["text"] for line in page["lines"]])
 """
 
 from __future__ import annotations
@@ -39,6 +51,10 @@ import requests
 DEFAULT_URL = "http://127.0.0.1:9000"
 MODULES = ("ocr_system", "ocr_det", "ocr_rec", "ocr_cls")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+DOCUMENT_SUFFIXES = {".pdf"}
+OCR_MODES = ("auto", "always", "never")
+MIN_DPI, MAX_DPI = 50, 600
+PAGE_RANGES = re.compile(r"\d+(-\d*)?(,\d+(-\d*)?)*")  # 1-3,5,7-
 PALETTE = [(37, 99, 235), (220, 38, 38), (5, 150, 105), (217, 119, 6), (124, 58, 237), (8, 145, 178)]
 
 
@@ -51,7 +67,8 @@ class OcrError(Exception):
 
 
 class OcrClient:
-    """One server. ``predict`` sends images in one request; the methods are safe to call from threads."""
+    """One server. ``predict`` sends images in one request, ``document`` one PDF or image file to /ocr;
+    the methods are safe to call from threads."""
 
     def __init__(self, url: str = DEFAULT_URL, module: str = "ocr_system", timeout: float = 300,
                  retries: int = 4, backoff: float = 0.5):
@@ -64,26 +81,30 @@ class OcrClient:
         ``{text, confidence}``, ocr_cls one ``{angle, confidence}``. Raises OcrError."""
         module = module or self.module
         body = {"images": [base64.b64encode(_read(image)).decode("ascii") for image in images]}
-        response = self._post(f"{self.url}/predict/{module}", body)
-        try:
-            answer = response.json()
-        except ValueError:
-            raise OcrError(f"HTTP {response.status_code} without a JSON envelope: {response.text[:200]}",
-                           http_status=response.status_code) from None
-        if answer.get("status") != "000":
-            raise OcrError(answer.get("msg") or f"status {answer.get('status')}", answer.get("status"),
-                           response.status_code)
+        results = _results(self._post(f"{self.url}/predict/{module}", json=body))
         # PaddleOCR's ocr_rec and ocr_cls answer [[one object per image]]
-        return answer["results"][0] if module in ("ocr_rec", "ocr_cls") else answer["results"]
+        return results[0] if module in ("ocr_rec", "ocr_cls") else results
 
     def ocr(self, image, module: str | None = None):
         """The result of one image (see ``predict``)."""
         return self.predict([image], module)[0]
 
-    def _post(self, url: str, body: dict) -> requests.Response:
+    def document(self, path_or_bytes, pages: str | None = None, dpi: int | None = None,
+                 ocr: str | None = None) -> list[dict]:
+        """The pages of a PDF (or of an image file: one page) read by ``POST /ocr``, in order: each
+        ``{page, source: "text-layer" | "ocr", dpi, width, height, lines}``, its lines as ocr_system's
+        ``{text, confidence, text_region}``. ``pages`` ("1-3,5", "7-"), ``dpi`` (50-600) and ``ocr``
+        ("auto", "always", "never") default to the server's: all pages, 200, auto. Raises OcrError."""
+        name = Path(path_or_bytes).name if isinstance(path_or_bytes, (str, Path)) else "document"
+        options = {key: value for key, value in {"pages": pages, "dpi": dpi, "ocr": ocr}.items() if value is not None}
+        response = self._post(f"{self.url}/ocr", params=options, files={"file": (name, _read(path_or_bytes))})
+        return _results(response)
+
+    def _post(self, url: str, **body) -> requests.Response:
+        """``requests.post(url, **body)``, retried while the server is unreachable or loading."""
         for attempt in range(self.retries + 1):
             try:
-                response = requests.post(url, json=body, timeout=self.timeout)
+                response = requests.post(url, timeout=self.timeout, **body)
                 if response.status_code != 503 or attempt == self.retries:  # 503: the models are loading
                     return response
             except requests.Timeout as err:
@@ -96,6 +117,19 @@ class OcrClient:
                     raise OcrError(f"cannot reach {self.url}: {_reason(err)}") from None
             time.sleep(self.backoff * 2 ** attempt)
         raise AssertionError("unreachable")
+
+
+def _results(response: requests.Response):
+    """The ``results`` of a successful envelope; an error envelope (or none) raises OcrError."""
+    try:
+        answer = response.json()
+    except ValueError:
+        raise OcrError(f"HTTP {response.status_code} without a JSON envelope: {response.text[:200]}",
+                       http_status=response.status_code) from None
+    if answer.get("status") != "000":
+        raise OcrError(answer.get("msg") or f"status {answer.get('status')}", answer.get("status"),
+                       response.status_code)
+    return answer["results"]
 
 
 def _read(image) -> bytes:
@@ -176,13 +210,14 @@ def collect(patterns: list[str], parser: argparse.ArgumentParser) -> list[Path]:
     for pattern in patterns:
         path = Path(pattern)
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+            found = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES | DOCUMENT_SUFFIXES
+                           and p.is_file())
         elif path.is_file():
             found = [path]
         else:
             found = sorted(Path(p) for p in glob.glob(pattern, recursive=True) if Path(p).is_file())
         if not found:
-            parser.error(f"{pattern}: no such file, no images in that folder, or no match")
+            parser.error(f"{pattern}: no such file, no images or PDFs in that folder, or no match")
         files += found
     return list(dict.fromkeys(files))
 
@@ -195,6 +230,24 @@ def as_text(module: str, result) -> list[str]:
     if module == "ocr_cls":
         return [f"{result['angle']}° (confidence {result['confidence']:.3f})"]
     return [result["text"]] if module == "ocr_rec" else [json.dumps(result, ensure_ascii=False)]
+
+
+def document_text(pages: list[dict]) -> list[str]:
+    """A document's lines, each page after the first starting with a form feed; [] when it has no text."""
+    text = "\n\f".join("\n".join(line["text"] for line in page["lines"]) for page in pages)
+    return [text] if text else []
+
+
+def printed(record: dict, args: argparse.Namespace, headed: bool) -> list[str]:
+    """What stdout shows of one file: its JSON (one object per page of a document), or its text, headed
+    like head(1) and tail(1) when there are several files."""
+    if args.json:
+        pages = [{"file": record["file"], **page} for page in record["pages"]] if "pages" in record else [record]
+        return [json.dumps(page, ensure_ascii=False) for page in pages]
+    if args.quiet or "error" in record:
+        return []
+    lines = document_text(record["pages"]) if "pages" in record else as_text(args.module, record["results"])
+    return [f"==> {record['file']} <==", *lines, ""] if headed else lines
 
 
 def output_names(files: list[Path], folder: Path) -> list[Path]:
@@ -220,12 +273,28 @@ def process(client: OcrClient, path: Path, out: Path | None, font: str | None) -
             visualize(data, client.module, record["results"], font).save(out, quality=90)
             record["visualization"] = str(out)
     except OcrError as err:
-        record["error"] = re.sub(r"^image 0: ", "", str(err))  # one image per request: the index says nothing
+        record["error"] = failure(err)
     except OSError as err:
         record["error"] = f"{err.strerror or err}"
     except Exception as err:  # Pillow cannot draw a file the server could read
         record["error"] = f"visualisation failed: {type(err).__name__}: {err}"
     return record
+
+
+def process_document(client: OcrClient, path: Path, args: argparse.Namespace) -> dict:
+    """One document through /ocr: its record, with "pages" or "error"."""
+    record = {"file": str(path)}
+    try:
+        record["pages"] = client.document(path.read_bytes(), args.pages, args.dpi, args.ocr)
+    except OcrError as err:
+        record["error"] = failure(err)
+    except OSError as err:
+        record["error"] = f"{err.strerror or err}"
+    return record
+
+
+def failure(err: OcrError) -> str:
+    return re.sub(r"^image 0: ", "", str(err))  # one file per request: the index says nothing
 
 
 def progress_bar(total: int):
@@ -235,18 +304,37 @@ def progress_bar(total: int):
         from tqdm import tqdm
     except ImportError:
         return None
-    return tqdm(total=total, unit="image", file=sys.stderr)
+    return tqdm(total=total, unit="file", file=sys.stderr)
+
+
+def check_options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """Usage errors the server would report for every file, reported once (exit status 2)."""
+    if args.concurrency < 1:
+        parser.error("--concurrency must be at least 1")
+    if args.pages is not None and not PAGE_RANGES.fullmatch(args.pages.replace(" ", "")):
+        parser.error(f"--pages must be page numbers and ranges such as 1-3,5 or 7-, got {args.pages!r}")
+    if args.dpi is not None and not MIN_DPI <= args.dpi <= MAX_DPI:
+        parser.error(f"--dpi must be from {MIN_DPI} to {MAX_DPI}, got {args.dpi}")
+    if args.document and args.module != "ocr_system":
+        parser.error("--document reads with ocr_system: --module applies to images sent to /predict")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="OCR image files with an ocrhub server.",
-                                     epilog="Exit status: 0 all images done, 1 some image failed, 2 usage error.")
-    parser.add_argument("paths", nargs="+", help="image files, folders (searched recursively) or globs")
+    parser = argparse.ArgumentParser(description="OCR image and PDF files with an ocrhub server.",
+                                     epilog="Exit status: 0 all files done, 1 some file failed, 2 usage error.")
+    parser.add_argument("paths", nargs="+", help="image or PDF files, folders (searched recursively) or globs")
     parser.add_argument("--url", default=DEFAULT_URL, help=f"server address (default {DEFAULT_URL})")
-    parser.add_argument("--module", default="ocr_system", choices=MODULES, help="default ocr_system")
+    parser.add_argument("--module", default="ocr_system", choices=MODULES,
+                        help="for images (default ocr_system); documents are read with ocr_system")
     parser.add_argument("--concurrency", type=int, default=2, metavar="N", help="requests in flight (default 2)")
+    documents = parser.add_argument_group("documents (PDFs, and images with --document; sent to POST /ocr)")
+    documents.add_argument("--document", action="store_true", help="send images to /ocr too, as one-page documents")
+    documents.add_argument("--pages", metavar="RANGES", help="1-based pages such as 1-3,5 or 7- (default all)")
+    documents.add_argument("--dpi", type=int, help=f"render resolution, {MIN_DPI}-{MAX_DPI} (default 200)")
+    documents.add_argument("--ocr", choices=OCR_MODES,
+                           help="auto: text layer where a page has one (default); always; never: text layer only")
     shown = parser.add_mutually_exclusive_group()
-    shown.add_argument("--json", action="store_true", help="print one JSON object per image")
+    shown.add_argument("--json", action="store_true", help="print one JSON object per image or document page")
     shown.add_argument("--quiet", action="store_true", help="print no results (failures still go to stderr)")
     parser.add_argument("--out", type=Path, metavar="DIR",
                         help="save <name>_ocr.jpg per image: boxes, and the text beside")
@@ -256,9 +344,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--retries", type=int, default=4, metavar="N",
                         help="retries of a refused connection or a loading server (default 4)")
     args = parser.parse_args(argv)
-    if args.concurrency < 1:
-        parser.error("--concurrency must be at least 1")
+    check_options(args, parser)
     files = collect(args.paths, parser)
+    is_document = {path: args.document or path.suffix.lower() in DOCUMENT_SUFFIXES for path in files}
     font = None
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
@@ -266,6 +354,8 @@ def main(argv: list[str] | None = None) -> int:
         if not font:
             print("ocr_client: no CJK font found (install fonts-wqy-microhei or pass --font); "
                   "Chinese text will not show in the pictures", file=sys.stderr)
+        if any(is_document.values()):
+            print("ocr_client: --out draws images only; documents sent to /ocr are not drawn", file=sys.stderr)
     outs = output_names(files, args.out) if args.out else [None] * len(files)
     client = OcrClient(args.url, args.module, timeout=args.timeout, retries=args.retries)
 
@@ -274,7 +364,8 @@ def main(argv: list[str] | None = None) -> int:
     failed = []
     pool = concurrent.futures.ThreadPoolExecutor(args.concurrency)
     try:
-        futures = [pool.submit(process, client, path, out, font) for path, out in zip(files, outs)]
+        futures = [pool.submit(process_document, client, path, args) if is_document[path] else
+                   pool.submit(process, client, path, out, font) for path, out in zip(files, outs)]
         if bar:
             for future in futures:
                 future.add_done_callback(lambda _: bar.update())
@@ -283,14 +374,9 @@ def main(argv: list[str] | None = None) -> int:
             if "error" in record:
                 failed.append(record["file"])
                 write(f"ocr_client: {record['file']}: {record['error']}", file=sys.stderr)
-            if args.json:
-                write(json.dumps(record, ensure_ascii=False), file=sys.stdout)
-            elif not args.quiet and "results" in record:
-                lines = as_text(args.module, record["results"])
-                if len(files) > 1:  # headed like head(1) and tail(1)
-                    lines = [f"==> {record['file']} <==", *lines, ""]
-                if lines:
-                    write("\n".join(lines), file=sys.stdout)
+            lines = printed(record, args, headed=len(files) > 1)
+            if lines:
+                write("\n".join(lines), file=sys.stdout)
     except KeyboardInterrupt:
         pool.shutdown(wait=False, cancel_futures=True)
         return 130
@@ -299,7 +385,8 @@ def main(argv: list[str] | None = None) -> int:
         if bar:
             bar.close()
     if failed:
-        print(f"ocr_client: {len(failed)} of {len(files)} images failed: {', '.join(failed)}", file=sys.stderr)
+        kind = "files" if any(is_document.values()) else "images"
+        print(f"ocr_client: {len(failed)} of {len(files)} {kind} failed: {', '.join(failed)}", file=sys.stderr)
     return 1 if failed else 0
 
 

@@ -1,4 +1,4 @@
-"""scripts/ocr_client.py against the production server: as a command and as a class."""
+"""scripts/ocr_client.py against the production server: as a command and as a class, images and PDFs."""
 
 import fcntl
 import io
@@ -17,12 +17,17 @@ import time
 import numpy as np
 import pytest
 from PIL import Image
+from reportlab.lib.utils import ImageReader
+from reportlab.pdfgen.canvas import Canvas
 
 from conftest import ROOT, normalized, rect
 from harness.servers import free_port
 from ocr_client import OcrClient, OcrError  # scripts/ is on pytest's pythonpath (pyproject.toml)
 
 CLIENT = ROOT / "scripts" / "ocr_client.py"
+LETTER = (612, 792)  # points: 1700×2200 pixels at the default 200 dpi
+WRITTEN = [["Invoice 2026-0042 for Example GmbH", "Total amount due: 1,234.56 EUR"],
+           ["Delivery to Müller & Söhne, Köln", "Thank you for your order"]]  # the text layer of pages 1-2
 
 
 @pytest.fixture(scope="module")
@@ -31,6 +36,24 @@ def folder(pages, tmp_path_factory):
     path = tmp_path_factory.mktemp("scans")
     for name, sample in pages.items():
         Image.fromarray(sample.image[:, :, ::-1]).save(path / f"{name}.png")
+    return path
+
+
+@pytest.fixture(scope="module")
+def report(pages, tmp_path_factory):
+    """A letter-size PDF: two pages with a text layer (WRITTEN), then a scan of the english page (none)."""
+    path = tmp_path_factory.mktemp("documents") / "report.pdf"
+    canvas = Canvas(str(path), pagesize=LETTER)
+    for lines in WRITTEN:
+        canvas.setFont("Helvetica", 14)
+        for index, line in enumerate(lines):
+            canvas.drawString(72, 700 - 24 * index, line)
+        canvas.showPage()
+    scan = Image.fromarray(pages["english"].image[:, :, ::-1])
+    width, height = (side * 72 / 200 for side in scan.size)  # one image pixel per page pixel at 200 dpi
+    canvas.drawImage(ImageReader(scan), 72, LETTER[1] - 72 - height, width, height)
+    canvas.showPage()
+    canvas.save()
     return path
 
 
@@ -175,3 +198,82 @@ def test_a_refused_connection_is_retried_with_backoff(server, pages, folder):
     with pytest.raises(OcrError, match=f"^cannot reach {re.escape(nobody)}: Connection refused$"):
         OcrClient(nobody, retries=2, backoff=0.2).ocr(folder / "english.png")
     assert time.monotonic() - started >= 0.2 + 0.4  # two waits, the second twice as long
+
+
+def test_a_pdf_prints_the_text_of_its_text_layer(server, report):
+    done = run(server, "--pages", "1-2", report)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "\n\f".join("\n".join(lines) for lines in WRITTEN) + "\n"  # a form feed starts a page
+
+
+def test_a_pdf_as_json_lines_one_per_page(server, pages, report):
+    done = run(server, "--json", report)
+    assert done.returncode == 0, done.stderr
+    records = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [(r["file"], r["page"], r["source"], r["dpi"], r["width"], r["height"]) for r in records] == \
+           [(str(report), n, source, 200, 1700, 2200) for n, source in
+            [(1, "text-layer"), (2, "text-layer"), (3, "ocr")]]
+    assert [[line["text"] for line in r["lines"]] for r in records[:2]] == WRITTEN
+    assert [normalized(line["text"]) for line in records[2]["lines"]] == expected(pages["english"])
+    left, top, _, _ = rect(records[0]["lines"][0]["text_region"])
+    assert left == 200 and abs(top - (792 - 700 - 14) * 200 / 72) < 12  # 1 inch from the left, in 200 dpi pixels
+
+    done = run(server, "--json", "--pages", "3", "--ocr", "never", "--dpi", "100", report)
+    assert [json.loads(line) for line in done.stdout.splitlines()] == \
+           [{"file": str(report), "page": 3, "source": "text-layer", "dpi": 100, "width": 850, "height": 1100,
+             "lines": []}]  # the scan has no text layer, and OCR was refused
+
+
+def test_folders_include_pdfs_and_document_sends_images_to_ocr(server, pages, folder, report, tmp_path):
+    (tmp_path / "report.pdf").write_bytes(report.read_bytes())
+    (tmp_path / "english.png").write_bytes((folder / "english.png").read_bytes())
+    done = run(server, "--json", "--pages", "2", tmp_path)
+    records = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [(r["file"], "results" in r, r.get("page")) for r in records] == \
+           [(str(tmp_path / "english.png"), True, None), (str(tmp_path / "report.pdf"), False, 2)]
+
+    done = run(server, "--document", tmp_path / "english.png", tmp_path / "report.pdf")
+    assert done.returncode == 0, done.stderr
+    english, report_text = re.findall(r"^==> [^\n]+ <==\n(.*?)\n\n", done.stdout, re.MULTILINE | re.DOTALL)
+    assert [normalized(line) for line in english.splitlines()] == expected(pages["english"])
+    assert report_text.split("\n\f")[:2] == ["\n".join(lines) for lines in WRITTEN]
+
+
+def test_a_bad_document_fails_alone_and_bad_options_are_usage_errors(server, report, tmp_path):
+    (tmp_path / "broken.pdf").write_bytes(report.read_bytes()[:400])  # truncated
+    done = run(server, "--pages", "1", report, tmp_path / "broken.pdf")
+    assert done.returncode == 1
+    assert f"{tmp_path / 'broken.pdf'}: not a readable PDF (damaged or truncated)" in done.stderr
+    assert f"1 of 2 files failed: {tmp_path / 'broken.pdf'}" in done.stderr
+    assert f"==> {report} <==\n{WRITTEN[0][0]}" in done.stdout
+
+    done = run(server, "--json", "--pages", "9", report)
+    assert done.returncode == 1
+    assert json.loads(done.stdout) == {"file": str(report), "error": "pages=9: the document has 3 pages"}
+
+    for option in (["--pages", "two"], ["--dpi", "20"], ["--ocr", "maybe"], ["--document", "--module", "ocr_det"]):
+        done = run(server, *option, report)
+        assert done.returncode == 2 and done.stdout == "", option
+
+
+def test_the_document_method(server, pages, folder, report):
+    client = OcrClient(server.url)
+    read = client.document(report, pages="2-", dpi=100)  # a path, or bytes
+    assert [(page["page"], page["source"], page["dpi"]) for page in read] == [(2, "text-layer", 100), (3, "ocr", 100)]
+    assert [line["text"] for line in read[0]["lines"]] == WRITTEN[1]
+    assert all(line["confidence"] == 1.0 for line in read[0]["lines"])
+
+    forced = client.document(report.read_bytes(), pages="1", ocr="always")
+    assert forced[0]["source"] == "ocr"
+    assert [normalized(line["text"]) for line in forced[0]["lines"]] == [normalized(t) for t in WRITTEN[0]]
+
+    image = client.document(folder / "english.png")  # an image is a one-page document, in its own pixels
+    height, width = pages["english"].image.shape[:2]
+    assert [{key: page[key] for key in ("page", "source", "dpi", "width", "height")} for page in image] == \
+           [{"page": 1, "source": "ocr", "dpi": None, "width": width, "height": height}]
+    assert [normalized(line["text"]) for line in image[0]["lines"]] == expected(pages["english"])
+
+    with pytest.raises(OcrError) as failure:
+        client.document(b"%PDF-1.7 and nothing else")
+    assert (failure.value.status, failure.value.http_status) == ("101", 400)
+    assert str(failure.value).startswith("not a readable PDF")

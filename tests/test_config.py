@@ -7,7 +7,7 @@ from ocrhub.errors import ConfigError
 # Our defaults differ from paddleocr's argument defaults only here, on purpose (see ocrhub.config).
 DELIBERATE = {"use_gpu": False, "enable_mkldnn": True, "use_angle_cls": True, "cpu_threads": 0}
 OURS_ONLY = {"model_set", "inference_dir", "max_images", "max_image_pixels", "max_request_pixels", "request_timeout",
-             "max_line_ratio", "data_dir",
+             "max_line_ratio", "data_dir", "max_pages", "engine",
              "det_model_dir", "rec_model_dir", "cls_model_dir", "rec_char_dict_path"}
 
 

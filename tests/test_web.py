@@ -1,4 +1,5 @@
-"""The try-it page at / in a real headless Chromium, against the production server and real models."""
+"""The try-it page at / in a real headless Chromium, against the production server and real models:
+images through /predict/<module>, PDFs through /ocr."""
 
 import io
 import os
@@ -9,6 +10,8 @@ from pathlib import Path
 import pytest
 import requests
 from PIL import Image
+from reportlab.lib.utils import ImageReader
+from reportlab.pdfgen.canvas import Canvas
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.action_chains import ActionChains
@@ -21,6 +24,9 @@ CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver"
 # The README's screenshot is refreshed on demand (UPDATE_SCREENSHOT=1), so test runs leave the tree clean.
 SCREENSHOT = ROOT / "docs" / "screenshot.png" if os.environ.get("UPDATE_SCREENSHOT") else \
     Path(tempfile.gettempdir()) / "ocrhub-screenshot.png"
+LETTER = (612, 792)  # points: 1700×2200 pixels at the default 200 dpi
+WRITTEN = [["Invoice 2026-0042 for Example GmbH", "Total amount due: 1,234.56 EUR"],
+           ["Delivery to Müller & Söhne, Köln", "Thank you for your order"]]  # the text layer of pages 1-2
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists() or not CHROMEDRIVER.exists(),
                                 reason="no headless browser: apt-get install -y chromium chromium-driver")
 
@@ -48,6 +54,24 @@ def files(pages, tmp_path_factory):
     return folder
 
 
+@pytest.fixture(scope="module")
+def report(pages, files):
+    """A letter-size PDF: two pages with a text layer (WRITTEN), then a scan of the english page (none)."""
+    path = files / "report.pdf"
+    canvas = Canvas(str(path), pagesize=LETTER)
+    for lines in WRITTEN:
+        canvas.setFont("Helvetica", 14)
+        for index, line in enumerate(lines):
+            canvas.drawString(72, 700 - 24 * index, line)
+        canvas.showPage()
+    scan = Image.fromarray(pages["english"].image[:, :, ::-1])
+    width, height = (side * 72 / 200 for side in scan.size)  # one image pixel per page pixel at 200 dpi
+    canvas.drawImage(ImageReader(scan), 72, LETTER[1] - 72 - height, width, height)
+    canvas.showPage()
+    canvas.save()
+    return path
+
+
 def open_page(browser, server):
     browser.get(server.url)
     browser.execute_script("localStorage.clear()")  # settings persist: start from the defaults
@@ -65,15 +89,32 @@ def upload(browser, *paths):
     wait_for_answer(browser)
 
 
+def drop(browser, *paths):
+    """Drop files on the page as from a file manager (WebDriver can only type paths into a file input)."""
+    source = browser.execute_script("""
+        const input = Object.assign(document.createElement('input'), {type: 'file', multiple: true});
+        input.className = 'visually-hidden';
+        document.body.append(input);
+        return input;""")
+    source.send_keys("\n".join(str(path) for path in paths))
+    browser.execute_script("""
+        const input = arguments[0], dataTransfer = new DataTransfer();
+        [...input.files].forEach(file => dataTransfer.items.add(file));
+        input.remove();
+        document.querySelector('#drop').dispatchEvent(new DragEvent('drop', {dataTransfer, bubbles: true}));""", source)
+    wait_for_answer(browser)
+
+
 def wait_for_answer(browser):
     wait(browser, "const status = document.querySelector('#status');"
                   "return !status.hidden && !status.classList.contains('busy')")
 
 
 def cards(browser) -> dict:
-    """Per image card, in page order: its line texts, and its boxes as drawn, in the image's pixels."""
+    """Per image card, in page order: its line texts, and its boxes as drawn, in the image's pixels (PDF
+    pages have no image: see ``sheets``)."""
     return dict(browser.execute_script("""
-        return [...document.querySelectorAll('.card')].map(card => {
+        return [...document.querySelectorAll('.card:has(img)')].map(card => {
             const img = card.querySelector('img'), frame = img.getBoundingClientRect();
             const scale = img.naturalWidth / frame.width;
             const boxes = [...card.querySelectorAll('.box')].map(box => {
@@ -85,6 +126,26 @@ def cards(browser) -> dict:
             return [card.querySelector('.name').textContent,
                     {lines, boxes, meta: card.querySelector('.meta').textContent}];
         });"""))
+
+
+def sheets(browser) -> list:
+    """Per PDF page card, in page order: its labels, its lines, the text written on its sheet, and its
+    boxes as drawn, in the page's pixels."""
+    return browser.execute_script("""
+        return [...document.querySelectorAll('.card:has(.sheet)')].map(card => {
+            const sheet = card.querySelector('.sheet').getBoundingClientRect();
+            const [, , width, height] = card.querySelector('svg').getAttribute('viewBox').split(' ').map(Number);
+            const boxes = [...card.querySelectorAll('.box')].map(box => {
+                const r = box.getBoundingClientRect();
+                return [r.left - sheet.left, r.top - sheet.top, r.right - sheet.left, r.bottom - sheet.top]
+                    .map(v => Math.round(v * width / sheet.width));
+            });
+            const texts = selector => [...card.querySelectorAll(selector)].map(item => item.textContent);
+            return {name: card.querySelector('.name').textContent, tag: card.querySelector('.tag').textContent,
+                    meta: card.querySelector('.meta').textContent, lines: texts('.line .text'),
+                    written: texts('svg text'), confidences: texts('.line .conf').length, boxes,
+                    shape: [width / height, sheet.width / sheet.height]};
+        });""")
 
 
 def expected_lines(sample):
@@ -210,18 +271,77 @@ def test_nothing_leaves_the_servers_origin(browser, server, files):
     assert f"{origin}/predict/ocr_system" in browser.find_element(By.ID, "api-python").text
 
 
-def test_phone_width_stacks_the_text_under_the_image(browser, server, files):
+def test_phone_width_stacks_the_text_under_the_image(browser, server, files, report):
     browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
                             {"width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": True})
     try:
         open_page(browser, server)
-        upload(browser, files / "chinese.png")
-        layout = browser.execute_script("""
-            const figure = document.querySelector('.figure').getBoundingClientRect();
-            const lines = document.querySelector('.lines').getBoundingClientRect();
-            return {overflow: document.documentElement.scrollWidth - innerWidth,
-                    figureBottom: figure.bottom, linesTop: lines.top, figureRight: figure.right};""")
-        assert layout["overflow"] <= 0
-        assert layout["linesTop"] >= layout["figureBottom"] and layout["figureRight"] <= 390
+        for chosen in (files / "chinese.png", report):  # an image, then a PDF's pages
+            upload(browser, chosen)
+            layout = browser.execute_script("""
+                const figure = document.querySelector('.figure').getBoundingClientRect();
+                const lines = document.querySelector('.lines').getBoundingClientRect();
+                return {overflow: document.documentElement.scrollWidth - innerWidth,
+                        figureBottom: figure.bottom, linesTop: lines.top, figureRight: figure.right};""")
+            assert layout["overflow"] <= 0, chosen
+            assert layout["linesTop"] >= layout["figureBottom"] and layout["figureRight"] <= 390, chosen
     finally:
         browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+
+def test_a_pdf_shows_each_page_as_a_sheet_with_its_text(browser, server, pages, report):
+    open_page(browser, server)
+    browser.get_log("browser")  # the log is the browser's: drop what earlier tests left in it
+    upload(browser, report)
+
+    shown = sheets(browser)
+    assert [(page["name"], page["tag"], page["meta"]) for page in shown] == \
+           [("report.pdf", f"page {n} · {source}", "1700×2200 px at 200 dpi")
+            for n, source in [(1, "text-layer"), (2, "text-layer"), (3, "ocr")]]
+    assert [page["lines"] for page in shown[:2]] == WRITTEN  # the PDF's own text, exactly
+    assert [normalized(line) for line in shown[2]["lines"]] == expected_lines(pages["english"])
+    for page in shown:
+        assert page["written"] == page["lines"]  # each line is written in its box on the sheet
+        assert len(page["boxes"]) == len(page["lines"])
+        assert page["shape"][1] == pytest.approx(page["shape"][0], rel=0.01)  # a letter-size sheet
+    assert [page["confidences"] for page in shown] == [0, 0, 3]  # the text layer is not recognized: no score
+    for drawn in shown[0]["boxes"]:
+        assert abs(drawn[0] - 200) <= 3, drawn  # an inch from the left edge, in 200 dpi pixels
+    tops = [drawn[1] for drawn in shown[0]["boxes"]]
+    assert tops == sorted(tops) and tops[1] - tops[0] == pytest.approx(24 * 200 / 72, abs=3)  # 24 pt apart
+    scanned = pages["english"].boxes  # the scan was placed 1 inch (200 px) from the top and the left
+    for drawn, (x0, y0, x1, y1) in zip(shown[2]["boxes"], scanned):
+        assert covers(drawn, (x0 + 200, y0 + 200, x1 + 200, y1 + 200), slack=8, margin=14), drawn
+
+    summary = browser.find_element(By.ID, "summary").text
+    assert re.fullmatch(r"1 PDF · 3 pages · 7 lines · [\d.]+ (ms|s) request · \d+ KB sent", summary), summary
+    requested = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+    assert f"{server.url}/ocr" in requested and not any("/predict/" in url for url in requested)
+
+    # "Copy all text": the pages' lines, every page after the first starting with a form feed
+    permissions = ["clipboardReadWrite", "clipboardSanitizedWrite"]
+    browser.execute_cdp_cmd("Browser.grantPermissions", {"origin": server.url, "permissions": permissions})
+    browser.find_element(By.ID, "copy-all").click()
+    wait(browser, "return document.querySelector('#copy-all').textContent.startsWith('Copied')", timeout=5)
+    copied = browser.execute_async_script("navigator.clipboard.readText().then(arguments[0])").split("\n\f")
+    assert copied[:2] == ["\n".join(lines) for lines in WRITTEN]
+    assert [normalized(line) for line in copied[2].split("\n")] == expected_lines(pages["english"])
+    assert [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"] == []
+
+
+def test_dropped_images_and_pdfs_are_shown_together_and_a_bad_pdf_fails_alone(browser, server, pages, files,
+                                                                                report, tmp_path):
+    (tmp_path / "broken.pdf").write_bytes(report.read_bytes()[:400])  # truncated
+    open_page(browser, server)
+    drop(browser, report, files / "english.png", tmp_path / "broken.pdf")
+
+    names = browser.execute_script("return [...document.querySelectorAll('.card .name')].map(n => n.textContent)")
+    assert names == ["english.png", "report.pdf", "report.pdf", "report.pdf"]  # in name order; broken.pdf failed
+    assert [normalized(line) for line in cards(browser)["english.png"]["lines"]] == expected_lines(pages["english"])
+    assert [page["tag"] for page in sheets(browser)] == ["page 1 · text-layer", "page 2 · text-layer", "page 3 · ocr"]
+    error = browser.find_element(By.ID, "error")
+    assert error.is_displayed() and "broken.pdf: not a readable PDF (damaged or truncated)" in error.text
+    assert "HTTP 400" in error.text
+    summary = browser.find_element(By.ID, "summary").text
+    assert re.fullmatch(r"1 image · 1 PDF · 3 pages · 10 lines · [\d.]+ (ms|s) for 3 requests · \d+ KB sent",
+                        summary), summary
