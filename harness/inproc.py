@@ -1,0 +1,141 @@
+"""The in-process ``ocr_system`` pipeline timed in fresh processes (engines, thread pools are per process).
+
+    from harness import inproc
+    run = inproc.measure(paths, engine="openvino", threads=1, rounds=3, data_dir=tmp)
+    runs = inproc.measure_parallel(2, paths, engine="openvino", threads=1, rounds=3, data_dir=tmp)
+    inproc.seconds_per_pass(run), inproc.images_per_s(run)
+
+Each process reads the image files, builds ``ocrhub.service.OcrService("ocr_system", config)`` with
+OCR_ENGINE and OCR_CPU_THREADS set (every other OCR_* setting at its default), runs one warm-up
+pass, says it is ready and waits for the go, so that processes measured together time the same
+span; then it times ``rounds`` passes, one ``predict`` call per image. Its answer (JSON): seconds
+per image of each pass, the texts of the last pass, load time and peak RSS; or ``{"skipped": why}``
+when the config rejects the engine or the engine cannot start. Child side: ``python -m harness.inproc SPEC``.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from harness.servers import clean_env
+from harness.stats import summary
+
+READY, RESULT = "INPROC-READY", "INPROC-RESULT "
+
+
+def measure(paths: list[Path], *, engine: str, threads: int, rounds: int, data_dir: Path,
+            timeout: float = 3600) -> dict:
+    return measure_parallel(1, paths, engine=engine, threads=threads, rounds=rounds, data_dir=data_dir,
+                            timeout=timeout)[0]
+
+
+def measure_parallel(processes: int, paths: list[Path], *, engine: str, threads: int, rounds: int,
+                     data_dir: Path, timeout: float = 3600) -> list[dict]:
+    """``processes`` processes timed over the same span (each with its own data dir and log)."""
+    spec = json.dumps({"paths": [str(p) for p in paths], "rounds": rounds})
+    folders = [data_dir / f"{engine}-{threads}t-{n}" for n in range(processes)]
+    children = [_start(spec, engine, threads, folder) for folder in folders]
+    try:
+        answers = [_read_until_ready(child) for child in children]
+        for child, answer in zip(children, answers):
+            if answer is None:  # ready: go
+                child.stdin.write("go\n")
+                child.stdin.flush()
+        return [answer or _read_result(child, timeout) for child, answer in zip(children, answers)]
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.kill()
+            child.wait()
+
+
+def seconds_per_pass(run: dict) -> dict:
+    """Median, min and max of a run's timed passes, in seconds (also for ``harness.rapidocr``'s runs)."""
+    return summary([sum(one_pass) for one_pass in run["passes"]])
+
+
+def images_per_s(run: dict) -> float:
+    return len(run["passes"][0]) / seconds_per_pass(run)["median"]
+
+
+def _start(spec: str, engine: str, threads: int, data_dir: Path) -> subprocess.Popen:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    env = clean_env(OCR_ENGINE=engine, OCR_CPU_THREADS=str(threads), OCR_DATA_DIR=str(data_dir))
+    with (data_dir / "child.log").open("w") as log:
+        child = subprocess.Popen([sys.executable, "-m", "harness.inproc", spec], env=env, cwd="/", text=True,
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log)
+    child.log_path = data_dir / "child.log"
+    return child
+
+
+def _read_until_ready(child: subprocess.Popen) -> dict | None:
+    """None once the child is ready; its answer if it answered without timing (skipped, failed)."""
+    for line in child.stdout:
+        if line.startswith(READY):
+            return None
+        if line.startswith(RESULT):
+            return json.loads(line[len(RESULT):])
+    return _failed(child)
+
+
+def _read_result(child: subprocess.Popen, timeout: float) -> dict:
+    try:
+        out, _ = child.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"skipped": f"no answer in {timeout:g} s"}
+    answers = [line[len(RESULT):] for line in out.splitlines() if line.startswith(RESULT)]
+    return json.loads(answers[-1]) if answers else _failed(child)
+
+
+def _failed(child: subprocess.Popen) -> dict:
+    child.wait()
+    tail = child.log_path.read_text(errors="replace").strip().splitlines()[-5:]
+    return {"skipped": f"the process exited with {child.returncode}: " + " | ".join(tail)}
+
+
+# ------------------------------------------------------------------------------------------ child side
+
+def _answer(result: dict) -> None:
+    print(RESULT + json.dumps(result, ensure_ascii=False), flush=True)
+
+
+def child(spec: dict) -> None:
+    import cv2
+
+    from ocrhub.config import load_config
+    from ocrhub.service import OcrService
+
+    started = time.perf_counter()
+    try:
+        config = load_config()
+        service = OcrService("ocr_system", config)
+    except Exception as err:  # noqa: BLE001  an engine this machine or config does not take is skipped
+        return _answer({"skipped": f"{type(err).__name__}: {str(err).strip()[-300:]}"})
+    load_s = time.perf_counter() - started
+    images = [cv2.imread(path) for path in spec["paths"]]
+
+    def one_pass() -> tuple[list[float], list[list[str]]]:
+        seconds, texts = [], []
+        for image in images:
+            begin = time.perf_counter()
+            (lines,) = service.predict([image])
+            seconds.append(time.perf_counter() - begin)
+            texts.append([line["text"] for line in lines])
+        return seconds, texts
+
+    warm_up, _ = one_pass()
+    print(READY, flush=True)
+    sys.stdin.readline()
+    passes = [one_pass() for _ in range(spec["rounds"])]
+    _answer({"engine": config.engine, "threads": config.threads, "load_s": load_s, "warm_up": warm_up,
+             "passes": [seconds for seconds, _ in passes], "texts": passes[-1][1] if passes else [],
+             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
+
+
+if __name__ == "__main__":
+    child(json.loads(sys.argv[1]))
