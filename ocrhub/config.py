@@ -24,10 +24,12 @@ from pathlib import Path
 
 from ocrhub import models
 from ocrhub.errors import ConfigError
+from ocrhub.tasks import TASKS
 
 ENV_PREFIX = "OCR_"
 # ``hub serving`` adds these to init_args itself; they say which module to load, not how.
 _HUB_KEYS = {"name", "version", "directory", "source", "branch"}
+ENGINES = ("openvino", "openvino-bf16", "onednn", "plain")  # CPU engines (ocrhub.predictor)
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,7 @@ class OcrConfig:
     gpu_mem: int = 500
     enable_mkldnn: bool = True
     cpu_threads: int = 0
+    engine: str = "openvino"  # one of ENGINES, see ocrhub.predictor (enable_mkldnn=false: onednn → plain)
     # Detection (DB).
     det_limit_side_len: float = 960
     det_limit_type: str = "max"
@@ -67,8 +70,12 @@ class OcrConfig:
     # Request limits (enforced by every module, under any server).
     max_images: int = 64
     max_image_pixels: int = 40_000_000
+    max_request_pixels: int = 400_000_000  # all images (or pages rendered for OCR) of one request together
+    max_pages: int = 100  # PDF pages per /ocr request (after its page range)
     max_line_ratio: float = 100.0  # width/height of an ocr_rec/ocr_cls image (its cost grows with it)
     request_timeout: float = 120.0  # seconds of work per request, checked between images
+    # Files: the only directory the service writes to (engine caches, metrics, temporary files).
+    data_dir: str = "/tmp/ocrhub"
 
     def model_path(self, stage: str) -> Path:
         """Absolute path of a stage's model folder (``det``/``rec``/``cls``) or of ``dict``."""
@@ -82,16 +89,30 @@ class OcrConfig:
 
 @dataclass(frozen=True)
 class ServerConfig:
-    """The production launcher's settings (``scripts/serve.py``), from ``OCR_*`` variables too."""
+    """The production server's settings (``ocrhub-serve``, see ``ocrhub.serving``), from ``OCR_*`` too."""
 
-    modules: str = "ocr_system,ocr_det,ocr_cls,ocr_rec"
-    workers: int = 0  # 0: one per core
-    http_threads: int = 2  # connections a worker takes at once; inference runs one at a time
+    modules: str = ",".join(TASKS)
+    # Inference workers: processes that take queued requests when idle (0: one per core).
+    workers: int = 0
+    queue_size: int = 32  # requests waiting for a worker; one more is answered 503 + Retry-After
+    queue_timeout: float = 30.0  # seconds a request may wait for a worker before 503
+    worker_max_memory_mb: int = 3072  # a worker over this RSS after a request is replaced (0: never)
+    # HTTP front: every connection is read in full, within these bounds, before a worker sees it.
+    max_connections: int = 1000  # open connections; a request on one more is answered 503
+    header_timeout: float = 10.0  # seconds to send a request's line and headers, from connect or the last answer
+    body_timeout: float = 60.0  # seconds to send the whole body
+    keepalive_timeout: float = 5.0  # seconds an idle kept-alive connection stays open
     max_body_bytes: int = 20 * 1024 * 1024
-    max_requests: int = 0  # recycle a worker after this many requests (0: never)
+    max_buffered_bytes: int = 256 * 1024 * 1024  # bodies held by the front at once; more is 503
     graceful_timeout: float = 30.0
-    data_dir: str = "/tmp/ocrhub"  # the only directory the service writes to
     offline: bool = True  # refuse outbound network connections from the service's processes
+    # Access: API keys (none: open, as on loopback), browser origins, logs.
+    api_keys: str = ""  # comma-separated keys; with keys, /predict/* and /ocr need one
+    api_keys_file: str = ""  # one key per line (a mounted Secret), re-read when it changes
+    open_metrics: bool = False  # with keys, /metrics needs one too unless this is true
+    open_page: bool = True  # with keys, the page at / and /openapi.json stay open (the page asks for a key)
+    cors_origins: str = ""  # comma-separated origins allowed to call the API from a browser ("*": any)
+    log_format: str = "text"  # text or json (one object per line)
 
     @property
     def module_names(self) -> list[str]:
@@ -163,16 +184,18 @@ def load_server_config(environ=None) -> ServerConfig:
 def _check_choices(values: dict) -> None:
     if values.get("det_limit_type", "max") not in ("max", "min"):
         raise ConfigError(f"det_limit_type must be 'max' or 'min', got {values['det_limit_type']!r}")
+    if values.get("log_format", "text") not in ("text", "json"):
+        raise ConfigError(f"log_format must be text or json, got {values['log_format']!r}")
+    if values.get("engine", ENGINES[0]) not in ENGINES:
+        raise ConfigError(f"engine must be one of {', '.join(ENGINES)}, got {values['engine']!r}")
     for key in ("rec_image_shape", "cls_image_shape"):
         if key in values and len(values[key].split(",")) != 3:
             raise ConfigError(f"{key} must be 'C, H, W', got {values[key]!r}")
-    for key in ("cpu_threads", "max_images", "max_image_pixels", "rec_batch_num", "cls_batch_num",
-                "request_timeout", "workers", "http_threads", "max_body_bytes", "max_requests"):
-        if values.get(key, 1) < 0:
-            raise ConfigError(f"{key} must not be negative, got {values[key]}")
+    for key, value in values.items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
+            raise ConfigError(f"{key} must not be negative, got {value}")
 
 
 def env_table() -> list[tuple[str, object]]:
     """(environment variable, default) for every setting: the README's configuration table."""
-    return [(ENV_PREFIX + f.name.upper(), f.default)
-            for cls in (OcrConfig, ServerConfig) for f in dataclasses.fields(cls)]
+    return [(ENV_PREFIX + f.name.upper(), f.default) for cls in (OcrConfig, ServerConfig) for f in dataclasses.fields(cls)]

@@ -25,27 +25,38 @@ from pathlib import Path
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
-from starlette.requests import ClientDisconnect, Request
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from ocrhub import documents
 from ocrhub import images as image_input
 from ocrhub.config import OcrConfig, ServerConfig
-from ocrhub.errors import (BodyTooLargeError, InputError, NotJsonError, ServiceError, SlowClientError,
-                           UnavailableError, UnknownModuleError)
-from ocrhub.serving import metrics
+from ocrhub.errors import (
+    BodyTooLargeError,
+    InputError,
+    NotJsonError,
+    ServiceError,
+    SlowClientError,
+    UnavailableError,
+    UnknownModuleError,
+)
+from ocrhub.serving import metrics, security
 from ocrhub.serving.http import Connections
+from ocrhub.serving.logs import REQUEST_ID
 from ocrhub.serving.worker import DocumentJob, Job
 from ocrhub.serving.workers import WorkerPool
-from ocrhub.tasks import TASKS
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 DRAIN_FACTOR = 4  # a body over the limit is read and dropped up to this many times the limit
-UPLOAD_USAGE = ("send one file as multipart/form-data in the field 'file' (curl -F file=@scan.pdf), or as the "
-                "body with Content-Type application/pdf or image/...")
+UPLOAD_USAGE = (
+    "send one file as multipart/form-data in the field 'file' (curl -F file=@scan.pdf), or as the "
+    "body with Content-Type application/pdf or image/..."
+)
 log = logging.getLogger("ocrhub.front")
 
 
@@ -69,8 +80,9 @@ class ByteBudget:
     def reserve(self, size: int):
         if self.used + size > self.limit:
             metrics.REJECTED.labels("memory_budget").inc()
-            raise UnavailableError(f"the server holds {self.used} bytes of requests (OCR_MAX_BUFFERED_BYTES "
-                                   f"{self.limit}); retry shortly")
+            raise UnavailableError(
+                f"the server holds {self.used} bytes of requests (OCR_MAX_BUFFERED_BYTES {self.limit}); retry shortly"
+            )
         self.used += size
         try:
             yield
@@ -93,8 +105,10 @@ class Front:
             raise UnavailableError(self.pool.load_error or "the OCR models are still loading; retry in a few seconds")
         if self.connections.count > self.server.max_connections:
             metrics.REJECTED.labels("connections").inc()
-            raise UnavailableError(f"too many open connections ({self.connections.count}, OCR_MAX_CONNECTIONS "
-                                   f"{self.server.max_connections}); retry shortly")
+            raise UnavailableError(
+                f"too many open connections ({self.connections.count}, OCR_MAX_CONNECTIONS "
+                f"{self.server.max_connections}); retry shortly"
+            )
 
     def declared_size(self, request: Request) -> int:
         """What a request's body will take of the byte budget (the limit when it does not say)."""
@@ -104,35 +118,31 @@ class Front:
     async def read_body(self, request: Request) -> bytes:
         """The whole body within ``max_body_bytes`` and ``body_timeout``, or the error that closes it."""
         limit = self.server.max_body_bytes
-        too_large = BodyTooLargeError(f"request body too large: limit {limit} bytes (OCR_MAX_BODY_BYTES); "
-                                      f"send fewer or smaller images")
         declared = int(request.headers.get("content-length") or 0)
+        expects_continue = "100-continue" in request.headers.get("expect", "").lower()
+        chunks, size = [], 0
         try:
             async with asyncio.timeout(self.server.body_timeout or None):
-                if declared > limit:
-                    if "100-continue" not in request.headers.get("expect", "").lower():
-                        await _drain(request, DRAIN_FACTOR * limit)  # so the client reads our answer
-                    raise too_large
-                chunks, size = [], 0
+                if declared > limit and expects_continue:  # answered before the client sends the body
+                    raise _too_large(limit)
                 async for chunk in request.stream():
-                    chunks.append(chunk)
                     size += len(chunk)
-                    if size > limit:
-                        await _drain(request, DRAIN_FACTOR * limit)
-                        raise too_large
+                    if size <= limit:
+                        chunks.append(chunk)
+                    elif size > DRAIN_FACTOR * limit:  # read and dropped so far, so the client reads our answer
+                        break
         except TimeoutError:
             metrics.DROPPED.labels("body").inc()
-            raise SlowClientError(f"the request body did not arrive within {self.server.body_timeout:g} s "
-                                  f"(OCR_BODY_TIMEOUT)") from None
+            raise SlowClientError(
+                f"the request body did not arrive within {self.server.body_timeout:g} s (OCR_BODY_TIMEOUT)"
+            ) from None
+        if size > limit:
+            raise _too_large(limit)
         return b"".join(chunks)
 
 
-async def _drain(request: Request, limit: int) -> None:
-    read = 0
-    async for chunk in request.stream():
-        read += len(chunk)
-        if read > limit:
-            return
+def _too_large(limit: int) -> BodyTooLargeError:
+    return BodyTooLargeError(f"request body too large: limit {limit} bytes (OCR_MAX_BODY_BYTES); send fewer or smaller images")
 
 
 def parse_images(body: bytes, content_type: str, limits: image_input.Limits) -> list:
@@ -143,8 +153,7 @@ def parse_images(body: bytes, content_type: str, limits: image_input.Limits) -> 
     try:
         data = json.loads(body)
     except (ValueError, RecursionError):
-        raise NotJsonError('the body must be JSON (Content-Type: application/json): {"images": ["<base64>", ...]}') \
-            from None
+        raise NotJsonError('the body must be JSON (Content-Type: application/json): {"images": ["<base64>", ...]}') from None
     if not isinstance(data, dict):
         raise InputError(f'the body must be a JSON object {{"images": [...]}}, got {type(data).__name__}')
     return image_input.read_request(data.get("images"), limits)
@@ -180,7 +189,7 @@ async def _predict(front: Front, request: Request, module: str) -> Response:
         metrics.REQUEST_BYTES.labels(module).inc(len(body))
         images = await asyncio.to_thread(parse_images, body, request.headers.get("content-type", ""), front.limits)
         del body
-        reply = await front.pool.run(Job(module, images))
+        reply = await front.pool.run(Job(module, images, REQUEST_ID.get()))
     if reply.error is not None:
         raise reply.error
     metrics.IMAGES.labels(module).inc(len(images))
@@ -203,7 +212,7 @@ async def _ocr(front: Front, request: Request) -> Response:
         del body
         if documents.sniff(data) == "image":  # refused from its header, before it waits for a worker
             image_input.read_file(data, 0, front.config.max_image_pixels)
-        reply = await front.pool.run(DocumentJob(data, options))
+        reply = await front.pool.run(DocumentJob(data, options, REQUEST_ID.get()))
     if reply.error is not None:
         raise reply.error
     for page in reply.results:
@@ -262,9 +271,13 @@ async def health(request: Request) -> Response:
     front: Front = request.app.state.front
     pool = front.pool
     ready = pool.ready > 0
-    body = {"status": "ok" if ready else ("failed" if pool.load_error else "loading"),
-            "modules": front.modules, "model_set": front.config.model_set,
-            "workers": {"ready": pool.ready, "total": len(pool.slots)}, "queue": pool.queue.qsize()}
+    body = {
+        "status": "ok" if ready else ("failed" if pool.load_error else "loading"),
+        "modules": front.modules,
+        "model_set": front.config.model_set,
+        "workers": {"ready": pool.ready, "total": len(pool.slots)},
+        "queue": pool.queue.qsize(),
+    }
     if pool.load_error:
         body["error"] = pool.load_error
     return JSONResponse(body, 200 if ready else 503)
@@ -299,6 +312,30 @@ async def client_gone(request: Request, err: ClientDisconnect) -> Response:
     return Response(status_code=499)  # nobody reads it; keeps the disconnect out of the error log
 
 
+def middleware(server: ServerConfig) -> list[Middleware]:
+    """Outermost first: request IDs and access log, security headers, CORS, then API keys — so a
+    refused key still gets an ID, the headers and the CORS answer a browser needs to read it."""
+    open_paths = (
+        "/health",
+        *(("/metrics",) if server.open_metrics else ()),
+        *(("/", "/openapi.json") if server.open_page else ()),
+    )
+    origins = [origin.strip() for origin in server.cors_origins.split(",") if origin.strip()]
+    return [
+        Middleware(security.RequestContext),
+        Middleware(security.SecurityHeaders, page=WEB_DIR / "index.html"),
+        Middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "X-API-Key", "Content-Type", "X-Request-ID"],
+            expose_headers=["X-Request-ID", "Retry-After"],
+            max_age=600,
+        ),
+        Middleware(security.ApiKeys, keys=security.KeyStore(server.api_keys, server.api_keys_file), open_paths=open_paths),
+    ]
+
+
 def create_app(front: Front, lifespan=None) -> Starlette:
     routes = [
         Route("/predict/{module}", predict, methods=["POST"]),
@@ -308,7 +345,12 @@ def create_app(front: Front, lifespan=None) -> Starlette:
         Route("/", index),
         Route("/openapi.json", openapi),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={
-        HTTPException: http_error, ClientDisconnect: client_gone, Exception: internal_error})
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        middleware=middleware(front.server),
+        exception_handlers={HTTPException: http_error, ClientDisconnect: client_gone, Exception: internal_error},
+    )
+    app.router.redirect_slashes = False  # "/predict/ocr_det/" is a 404 envelope, not a bodiless 307
     app.state.front = front
     return app

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import copy
 import os
 import shutil
 from pathlib import Path
@@ -25,6 +24,7 @@ from ocrhub.config import OcrConfig, ServerConfig, load_config, load_server_conf
 from ocrhub.errors import ConfigError, exit_on_config_error
 from ocrhub.serving.front import Front, create_app
 from ocrhub.serving.http import Connections, guarded_protocol
+from ocrhub.serving.logs import log_config
 from ocrhub.serving.offline import refuse_outbound_connections
 from ocrhub.serving.workers import WorkerPool
 from ocrhub.tasks import TASKS
@@ -71,13 +71,6 @@ def build_app(server: ServerConfig, config: OcrConfig, connections: Connections)
     return create_app(Front(server, config, pool, connections), lifespan)
 
 
-def log_config() -> dict:
-    """uvicorn's own logging, with ocrhub's loggers on its handler and format."""
-    config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
-    config["loggers"]["ocrhub"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
-    return config
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Serve the OCR modules: async HTTP front, inference workers.")
     parser.add_argument("--host", default=os.environ.get("HOST", "0.0.0.0"))
@@ -92,11 +85,20 @@ def main(argv: list[str] | None = None) -> int:
         refuse_outbound_connections()
     connections = Connections()
     uvicorn.run(
-        build_app(server, config, connections), host=args.host, port=args.port,
+        build_app(server, config, connections),
+        host=args.host,
+        port=args.port,
         http=guarded_protocol(server.header_timeout, connections),
         timeout_keep_alive=server.keepalive_timeout,
         timeout_graceful_shutdown=server.graceful_timeout,
-        backlog=2048, server_header=False, proxy_headers=False, ws="none", lifespan="on", log_config=log_config())
+        backlog=2048,
+        server_header=False,
+        proxy_headers=False,
+        ws="none",
+        lifespan="on",
+        log_config=log_config(server.log_format),
+        access_log=False,
+    )
     return 0
 
 

@@ -5,10 +5,17 @@ from prometheus_client import Counter, Gauge, Histogram, disable_created_metrics
 disable_created_metrics()  # *_created samples double the page and no dashboard reads them
 
 REQUESTS = Counter("ocr_requests_total", "Requests by module and envelope status", ["module", "status"])
-LATENCY = Histogram("ocr_request_duration_seconds", "Time to answer a request, queue wait included", ["module"],
-                    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64, 128))
-QUEUE_WAIT = Histogram("ocr_queue_wait_seconds", "Time a request waited for an idle worker",
-                       buckets=(0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32))
+LATENCY = Histogram(
+    "ocr_request_duration_seconds",
+    "Time to answer a request, queue wait included",
+    ["module"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64, 128),
+)
+QUEUE_WAIT = Histogram(
+    "ocr_queue_wait_seconds",
+    "Time a request waited for an idle worker",
+    buckets=(0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32),
+)
 IMAGES = Counter("ocr_images_total", "Images processed", ["module"])
 PAGES = Counter("ocr_pages_total", "Document pages answered, by where their text came from", ["source"])
 REQUEST_BYTES = Counter("ocr_request_bytes_total", "Bytes of request bodies", ["module"])

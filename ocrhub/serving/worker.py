@@ -13,12 +13,16 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import logging.config
 import os
 import signal
 import time
+import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from ocrhub.errors import ServiceError
+from ocrhub.serving.logs import REQUEST_ID, log_config
 
 log = logging.getLogger("ocrhub.worker")
 TAKEN = "taken"
@@ -30,6 +34,7 @@ class Job:
 
     module: str  # a name of ocrhub.tasks.TASKS
     images: list = field(default_factory=list)  # ocrhub.images.EncodedImage, checked in the front
+    request_id: str = "-"
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,7 @@ class DocumentJob:
 
     data: bytes
     options: object  # ocrhub.documents.Options
+    request_id: str = "-"
 
     module = "ocr_system"
 
@@ -53,6 +59,7 @@ class Reply:
 class Ready:
     pid: int
     seconds: float
+    description: str  # engine, models, threads: for the one start-up line the front logs
 
 
 @dataclass(frozen=True)
@@ -60,9 +67,11 @@ class LoadFailed:
     message: str
 
 
-def main(conn, modules: list[str], max_memory_mb: int, offline: bool) -> None:
+def main(conn, modules: list[str], max_memory_mb: int, offline: bool, log_format: str = "text") -> None:
     # Ctrl+C reaches the whole process group: the front decides when a worker stops (after its job).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _quiet_libraries()
+    logging.config.dictConfig(log_config(log_format))
     if offline:
         from ocrhub.serving.offline import refuse_outbound_connections
 
@@ -74,8 +83,19 @@ def main(conn, modules: list[str], max_memory_mb: int, offline: bool) -> None:
         conn.send(LoadFailed(str(err) or type(err).__name__))
         return
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # paddle's import installs glog's, which aborts noisily
-    conn.send(Ready(os.getpid(), time.monotonic() - started))
+    conn.send(Ready(os.getpid(), time.monotonic() - started, _describe(next(iter(services.values())).config)))
     _serve(conn, services, max_memory_mb)
+
+
+def _quiet_libraries() -> None:
+    """Paddle warns at import that ccache is missing, a tool for compiling custom C++ operators that a
+    service never does; that one warning is silenced where it is raised, any other still shows."""
+    warnings.filterwarnings("ignore", message="No ccache found", category=UserWarning, module="paddle")
+
+
+def _describe(config) -> str:
+    models = ", ".join(Path(config.model_path(stage)).name for stage in ("det", "cls", "rec"))
+    return f"engine {config.engine}, {config.threads} thread(s), models {config.model_set} ({models})"
 
 
 def _load(modules: list[str]) -> dict:
@@ -97,6 +117,7 @@ def _serve(conn, services: dict, max_memory_mb: int) -> None:
         if job is None:
             return
         conn.send(TAKEN)  # from here on, the job is this worker's: if it dies, the job failed
+        REQUEST_ID.set(job.request_id)
         reply = _answer(services, job)
         _release_memory()
         retire = bool(max_memory_mb) and _rss_mb() > max_memory_mb

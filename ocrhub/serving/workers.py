@@ -58,8 +58,10 @@ class WorkerPool:
         """Queue ``job`` and wait for its reply; refused at once when the queue is full."""
         if self.queue.qsize() >= self.server.queue_size:
             metrics.REJECTED.labels("queue_full").inc()
-            raise UnavailableError(f"all {len(self.slots)} workers are busy and {self.queue.qsize()} requests "
-                                   f"are waiting (OCR_QUEUE_SIZE); retry shortly")
+            raise UnavailableError(
+                f"all {len(self.slots)} workers are busy and {self.queue.qsize()} requests "
+                f"are waiting (OCR_QUEUE_SIZE); retry shortly"
+            )
         pending = _Pending(job)
         self.queue.put_nowait(pending)
         try:
@@ -99,15 +101,26 @@ class Slot:
 
     async def _start(self) -> bool:
         self.conn, child = SPAWN.Pipe()
-        self.process = SPAWN.Process(target=worker.main, name=f"ocr-worker-{self.index}", daemon=True,
-                                     args=(child, self.pool.modules, self.pool.server.worker_max_memory_mb,
-                                           self.pool.server.offline))
+        self.process = SPAWN.Process(
+            target=worker.main,
+            name=f"ocr-worker-{self.index}",
+            daemon=True,
+            args=(
+                child,
+                self.pool.modules,
+                self.pool.server.worker_max_memory_mb,
+                self.pool.server.offline,
+                self.pool.server.log_format,
+            ),
+        )
         self.process.start()
         child.close()
         message = await self._call(None, timeout=None)
         if isinstance(message, Ready):
             self.pid, self.pool.load_error = message.pid, ""
-            log.info("worker %d ready (pid %d, loaded in %.1f s)", self.index, message.pid, message.seconds)
+            log.info(
+                "worker %d ready: pid %d, %s, loaded in %.1f s", self.index, message.pid, message.description, message.seconds
+            )
             return True
         self.pool.load_error = message.message if isinstance(message, LoadFailed) else str(message)
         log.error("worker %d failed to load: %s", self.index, self.pool.load_error)
@@ -161,8 +174,11 @@ class Slot:
             if waited <= self.pool.server.queue_timeout:
                 return pending
             metrics.REJECTED.labels("queue_timeout").inc()
-            pending.future.set_exception(UnavailableError(
-                f"waited {waited:.0f} s for a free worker (OCR_QUEUE_TIMEOUT); the server is overloaded, retry later"))
+            pending.future.set_exception(
+                UnavailableError(
+                    f"waited {waited:.0f} s for a free worker (OCR_QUEUE_TIMEOUT); the server is overloaded, retry later"
+                )
+            )
 
     async def _call(self, job: Job | None, timeout: float | None):
         """Send ``job`` (None: only wait for the load message) and wait for the worker's answer."""
@@ -185,8 +201,10 @@ class Slot:
             if isinstance(err, TimeoutError):  # stuck far past the job's time budget
                 self.process.kill()
             self.process.join()
-            return WorkerDiedError(f"the inference worker stopped while answering this request (exit code "
-                                   f"{self.process.exitcode}); it has been replaced: retry the request")
+            return WorkerDiedError(
+                f"the inference worker stopped while answering this request (exit code "
+                f"{self.process.exitcode}); it has been replaced: retry the request"
+            )
 
     def _receive(self, timeout: float | None):
         ready = wait([self.conn, self.process.sentinel], timeout)
