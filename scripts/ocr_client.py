@@ -5,6 +5,7 @@
     python scripts/ocr_client.py --json --module ocr_det --concurrency 4 scans/ > boxes.jsonl
     python scripts/ocr_client.py --quiet --out vis/ scans/   # save each image with its boxes and text
     python scripts/ocr_client.py --pages 1-3 --ocr always report.pdf > report.txt
+    OCR_API_KEY=$(cat ocr.key) python scripts/ocr_client.py --url https://ocr.example.org scans/
 
 Images go to ``POST /predict/<module>`` (PaddleOCR's hubserving protocol). PDFs, and images too with
 ``--document``, go to ``POST /ocr``, which reads each page's text layer where it has one and OCRs the
@@ -20,10 +21,17 @@ Each file is one request, so a bad file fails alone: it is named on stderr with 
 message, and the exit status is 1 when any file failed (2 for a usage error). A refused
 connection or a server still loading (503) is retried with exponential backoff.
 
+API keys: a server started with ``OCR_API_KEYS`` answers HTTP 401 to a request without one of its keys.
+Give the key with ``--api-key KEY`` or in the environment variable ``OCR_API_KEY`` (the option wins;
+``--api-key ''`` sends none); it is sent as ``Authorization: Bearer <key>`` with every request. Prefer
+the variable: a command line is visible to every user of the machine (ps). A 401 is not retried: the
+client prints the server's message ("no API key: ..." or "a wrong API key: ...") once, sends no
+further file and exits with status 1.
+
 As a library (with scripts/ on ``sys.path``; needs only ``requests``, plus Pillow to visualise):
 
     from ocr_client import OcrClient, OcrError
-    client = OcrClient("http://127.0.0.1:9000")
+    client = OcrClient("http://127.0.0.1:9000", api_key=None)  # or the server's key
     for line in client.ocr("photo.jpg"):
         print(line["text"], line["confidence"], line["text_region"])
     for page in client.document("report.pdf", pages="1-3"):
@@ -40,6 +48,7 @@ import glob
 import io
 import json
 import math
+import os
 import re
 import subprocess
 import sys
@@ -70,10 +79,22 @@ class OcrClient:
     """One server. ``predict`` sends images in one request, ``document`` one PDF or image file to /ocr;
     the methods are safe to call from threads."""
 
-    def __init__(self, url: str = DEFAULT_URL, module: str = "ocr_system", timeout: float = 300,
-                 retries: int = 4, backoff: float = 0.5):
+    def __init__(
+        self,
+        url: str = DEFAULT_URL,
+        module: str = "ocr_system",
+        timeout: float = 300,
+        retries: int = 4,
+        backoff: float = 0.5,
+        api_key: str | None = None,
+    ):
+        """``api_key``: sent as ``Authorization: Bearer <key>`` when the server wants one (the class
+        does not read ``OCR_API_KEY``; the command line does). A wrong or missing key raises OcrError
+        with ``http_status`` 401, never retried."""
         self.url, self.module, self.timeout = url.rstrip("/"), module, timeout
         self.retries, self.backoff = retries, backoff
+        key = (api_key or "").strip()
+        self._headers = {"Authorization": f"Bearer {key}"} if key else {}
 
     def predict(self, images: list, module: str | None = None) -> list:
         """Results for each image (a path or the bytes of an image file), in order: for ocr_system a
@@ -89,8 +110,7 @@ class OcrClient:
         """The result of one image (see ``predict``)."""
         return self.predict([image], module)[0]
 
-    def document(self, path_or_bytes, pages: str | None = None, dpi: int | None = None,
-                 ocr: str | None = None) -> list[dict]:
+    def document(self, path_or_bytes, pages: str | None = None, dpi: int | None = None, ocr: str | None = None) -> list[dict]:
         """The pages of a PDF (or of an image file: one page) read by ``POST /ocr``, in order: each
         ``{page, source: "text-layer" | "ocr", dpi, width, height, lines}``, its lines as ocr_system's
         ``{text, confidence, text_region}``. ``pages`` ("1-3,5", "7-"), ``dpi`` (50-600) and ``ocr``
@@ -101,10 +121,11 @@ class OcrClient:
         return _results(response)
 
     def _post(self, url: str, **body) -> requests.Response:
-        """``requests.post(url, **body)``, retried while the server is unreachable or loading."""
+        """``requests.post(url, **body)`` with the key, retried while the server is unreachable or loading
+        (any other answer, a 401 included, is returned at once)."""
         for attempt in range(self.retries + 1):
             try:
-                response = requests.post(url, timeout=self.timeout, **body)
+                response = requests.post(url, headers=self._headers, timeout=self.timeout, **body)
                 if response.status_code != 503 or attempt == self.retries:  # 503: the models are loading
                     return response
             except requests.Timeout as err:
@@ -115,7 +136,7 @@ class OcrClient:
             except requests.ConnectionError as err:
                 if attempt == self.retries:
                     raise OcrError(f"cannot reach {self.url}: {_reason(err)}") from None
-            time.sleep(self.backoff * 2 ** attempt)
+            time.sleep(self.backoff * 2**attempt)
         raise AssertionError("unreachable")
 
 
@@ -124,11 +145,12 @@ def _results(response: requests.Response):
     try:
         answer = response.json()
     except ValueError:
-        raise OcrError(f"HTTP {response.status_code} without a JSON envelope: {response.text[:200]}",
-                       http_status=response.status_code) from None
+        raise OcrError(
+            f"HTTP {response.status_code} without a JSON envelope: {response.text[:200]}",
+            http_status=response.status_code,
+        ) from None
     if answer.get("status") != "000":
-        raise OcrError(answer.get("msg") or f"status {answer.get('status')}", answer.get("status"),
-                       response.status_code)
+        raise OcrError(answer.get("msg") or f"status {answer.get('status')}", answer.get("status"), response.status_code)
     return answer["results"]
 
 
@@ -143,6 +165,7 @@ def _reason(err: Exception) -> str:
 
 
 # ---- visualisation -------------------------------------------------------------------------------
+
 
 def find_cjk_font() -> str | None:
     """A font covering Chinese, from fontconfig (Debian: fonts-wqy-microhei)."""
@@ -205,13 +228,13 @@ def visualize(data: bytes, module: str, result, font_path: str | None = None):
 
 # ---- command line --------------------------------------------------------------------------------
 
+
 def collect(patterns: list[str], parser: argparse.ArgumentParser) -> list[Path]:
     files: list[Path] = []
     for pattern in patterns:
         path = Path(pattern)
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES | DOCUMENT_SUFFIXES
-                           and p.is_file())
+            found = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES | DOCUMENT_SUFFIXES and p.is_file())
         elif path.is_file():
             found = [path]
         else:
@@ -274,6 +297,8 @@ def process(client: OcrClient, path: Path, out: Path | None, font: str | None) -
             record["visualization"] = str(out)
     except OcrError as err:
         record["error"] = failure(err)
+        if err.http_status == 401:
+            record["unauthorized"] = True
     except OSError as err:
         record["error"] = f"{err.strerror or err}"
     except Exception as err:  # Pillow cannot draw a file the server could read
@@ -288,6 +313,8 @@ def process_document(client: OcrClient, path: Path, args: argparse.Namespace) ->
         record["pages"] = client.document(path.read_bytes(), args.pages, args.dpi, args.ocr)
     except OcrError as err:
         record["error"] = failure(err)
+        if err.http_status == 401:
+            record["unauthorized"] = True
     except OSError as err:
         record["error"] = f"{err.strerror or err}"
     return record
@@ -320,29 +347,48 @@ def check_options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="OCR image and PDF files with an ocrhub server.",
-                                     epilog="Exit status: 0 all files done, 1 some file failed, 2 usage error.")
+    parser = argparse.ArgumentParser(
+        description="OCR image and PDF files with an ocrhub server.",
+        epilog="Exit status: 0 all files done, 1 some file failed, 2 usage error.",
+    )
     parser.add_argument("paths", nargs="+", help="image or PDF files, folders (searched recursively) or globs")
     parser.add_argument("--url", default=DEFAULT_URL, help=f"server address (default {DEFAULT_URL})")
-    parser.add_argument("--module", default="ocr_system", choices=MODULES,
-                        help="for images (default ocr_system); documents are read with ocr_system")
+    parser.add_argument(
+        "--module",
+        default="ocr_system",
+        choices=MODULES,
+        help="for images (default ocr_system); documents are read with ocr_system",
+    )
     parser.add_argument("--concurrency", type=int, default=2, metavar="N", help="requests in flight (default 2)")
     documents = parser.add_argument_group("documents (PDFs, and images with --document; sent to POST /ocr)")
     documents.add_argument("--document", action="store_true", help="send images to /ocr too, as one-page documents")
     documents.add_argument("--pages", metavar="RANGES", help="1-based pages such as 1-3,5 or 7- (default all)")
     documents.add_argument("--dpi", type=int, help=f"render resolution, {MIN_DPI}-{MAX_DPI} (default 200)")
-    documents.add_argument("--ocr", choices=OCR_MODES,
-                           help="auto: text layer where a page has one (default); always; never: text layer only")
+    documents.add_argument(
+        "--ocr",
+        choices=OCR_MODES,
+        help="auto: text layer where a page has one (default); always; never: text layer only",
+    )
     shown = parser.add_mutually_exclusive_group()
     shown.add_argument("--json", action="store_true", help="print one JSON object per image or document page")
     shown.add_argument("--quiet", action="store_true", help="print no results (failures still go to stderr)")
-    parser.add_argument("--out", type=Path, metavar="DIR",
-                        help="save <name>_ocr.jpg per image: boxes, and the text beside")
+    parser.add_argument("--out", type=Path, metavar="DIR", help="save <name>_ocr.jpg per image: boxes, and the text beside")
     parser.add_argument("--font", metavar="PATH", help="font for --out (default: a CJK font from fc-list :lang=zh)")
-    parser.add_argument("--timeout", type=float, default=300, metavar="SECONDS",
-                        help="seconds to wait for an answer (default 300)")
-    parser.add_argument("--retries", type=int, default=4, metavar="N",
-                        help="retries of a refused connection or a loading server (default 4)")
+    parser.add_argument(
+        "--timeout", type=float, default=300, metavar="SECONDS", help="seconds to wait for an answer (default 300)"
+    )
+    parser.add_argument(
+        "--retries",
+        type=int,
+        default=4,
+        metavar="N",
+        help="retries of a refused connection or a loading server (default 4)",
+    )
+    parser.add_argument(
+        "--api-key",
+        metavar="KEY",
+        help="the server's API key, sent as 'Authorization: Bearer KEY' (default: $OCR_API_KEY)",
+    )
     args = parser.parse_args(argv)
     check_options(args, parser)
     files = collect(args.paths, parser)
@@ -352,25 +398,38 @@ def main(argv: list[str] | None = None) -> int:
         args.out.mkdir(parents=True, exist_ok=True)
         font = args.font or find_cjk_font()
         if not font:
-            print("ocr_client: no CJK font found (install fonts-wqy-microhei or pass --font); "
-                  "Chinese text will not show in the pictures", file=sys.stderr)
+            print(
+                "ocr_client: no CJK font found (install fonts-wqy-microhei or pass --font); "
+                "Chinese text will not show in the pictures",
+                file=sys.stderr,
+            )
         if any(is_document.values()):
             print("ocr_client: --out draws images only; documents sent to /ocr are not drawn", file=sys.stderr)
     outs = output_names(files, args.out) if args.out else [None] * len(files)
-    client = OcrClient(args.url, args.module, timeout=args.timeout, retries=args.retries)
+    api_key = args.api_key if args.api_key is not None else os.environ.get("OCR_API_KEY", "")
+    client = OcrClient(args.url, args.module, timeout=args.timeout, retries=args.retries, api_key=api_key)
 
     bar = progress_bar(len(files))
     write = bar.write if bar else lambda text, file: print(text, file=file, flush=True)
     failed = []
     pool = concurrent.futures.ThreadPoolExecutor(args.concurrency)
     try:
-        futures = [pool.submit(process_document, client, path, args) if is_document[path] else
-                   pool.submit(process, client, path, out, font) for path, out in zip(files, outs)]
+        futures = [
+            pool.submit(process_document, client, path, args)
+            if is_document[path]
+            else pool.submit(process, client, path, out, font)
+            for path, out in zip(files, outs)
+        ]
         if bar:
             for future in futures:
                 future.add_done_callback(lambda _: bar.update())
         for future in futures:  # in input order, as each is ready
             record = future.result()
+            if record.get("unauthorized"):  # every other file would fail the same way: stop here
+                pool.shutdown(wait=False, cancel_futures=True)
+                hint = "check --api-key or OCR_API_KEY" if api_key.strip() else "pass it with --api-key KEY or in OCR_API_KEY"
+                write(f"ocr_client: {record['error']} (HTTP 401 from {args.url}); {hint}", file=sys.stderr)
+                return 1
             if "error" in record:
                 failed.append(record["file"])
                 write(f"ocr_client: {record['file']}: {record['error']}", file=sys.stderr)

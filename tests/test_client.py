@@ -1,4 +1,5 @@
-"""scripts/ocr_client.py against the production server: as a command and as a class, images and PDFs."""
+"""scripts/ocr_client.py against the production server: as a command and as a class, images and PDFs,
+with and without an API key."""
 
 import fcntl
 import io
@@ -21,13 +22,17 @@ from reportlab.lib.utils import ImageReader
 from reportlab.pdfgen.canvas import Canvas
 
 from conftest import ROOT, normalized, rect
-from harness.servers import free_port
+from harness.servers import Server, free_port
 from ocr_client import OcrClient, OcrError  # scripts/ is on pytest's pythonpath (pyproject.toml)
 
 CLIENT = ROOT / "scripts" / "ocr_client.py"
+API_KEY = "client-test-key-82d4"
+KEY_MESSAGE = "send the key as 'Authorization: Bearer <key>' or 'X-API-Key: <key>'"
 LETTER = (612, 792)  # points: 1700×2200 pixels at the default 200 dpi
-WRITTEN = [["Invoice 2026-0042 for Example GmbH", "Total amount due: 1,234.56 EUR"],
-           ["Delivery to Müller & Söhne, Köln", "Thank you for your order"]]  # the text layer of pages 1-2
+WRITTEN = [
+    ["Invoice 2026-0042 for Example GmbH", "Total amount due: 1,234.56 EUR"],
+    ["Delivery to Müller & Söhne, Köln", "Thank you for your order"],
+]  # the text layer of pages 1-2
 
 
 @pytest.fixture(scope="module")
@@ -63,8 +68,13 @@ def expected(sample) -> list[str]:
 
 
 def run(server, *args, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, CLIENT, "--url", server.url, *map(str, args)],
-                          capture_output=True, text=True, timeout=300, **kwargs)
+    return subprocess.run(
+        [sys.executable, CLIENT, "--url", server.url, *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        **kwargs,
+    )
 
 
 def test_folder_to_text(server, pages, folder):
@@ -93,9 +103,9 @@ def test_json_lines_and_visualisations(server, pages, folder, tmp_path):
         assert drawing.shape == (height, 2 * width, 3)  # the image, and its text beside it
         for line in record["results"]:
             x0, y0, x1, y1 = rect(line["text_region"])
-            shaded = drawing[y0 + 3:y1 - 3, x0 + 3:x1 - 3]  # the box on the left: tinted, the page is grey
+            shaded = drawing[y0 + 3 : y1 - 3, x0 + 3 : x1 - 3]  # the box on the left: tinted, the page is grey
             assert (shaded.max(axis=2) - shaded.min(axis=2)).mean() > 12, (sample.name, line)
-            written = drawing[y0 + 3:y1 - 3, width + x0 + 3:width + x1 - 3]  # the text on the right
+            written = drawing[y0 + 3 : y1 - 3, width + x0 + 3 : width + x1 - 3]  # the text on the right
             assert (written.max(axis=2) < 100).mean() > 0.03, (sample.name, line)
 
 
@@ -122,8 +132,9 @@ def test_progress_bar_only_on_a_terminal(server, folder):
 
     terminal, child = pty.openpty()
     fcntl.ioctl(child, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # 100 columns
-    process = subprocess.Popen([sys.executable, CLIENT, "--url", server.url, "--quiet", folder],
-                               stdout=subprocess.DEVNULL, stderr=child)
+    process = subprocess.Popen(
+        [sys.executable, CLIENT, "--url", server.url, "--quiet", folder], stdout=subprocess.DEVNULL, stderr=child
+    )
     os.close(child)
     shown = b""
     while True:
@@ -143,8 +154,10 @@ def test_the_class_in_process(server, pages, lines, folder):
     client = OcrClient(server.url)
     english, chinese = folder / "english.png", (folder / "chinese.png").read_bytes()
     results = client.predict([english, chinese])  # paths or bytes, one request
-    assert [[normalized(line["text"]) for line in r] for r in results] == \
-           [expected(pages["english"]), expected(pages["chinese"])]
+    assert [[normalized(line["text"]) for line in r] for r in results] == [
+        expected(pages["english"]),
+        expected(pages["chinese"]),
+    ]
     assert [set(line) for line in results[0]] == [{"text", "confidence", "text_region"}] * 3
 
     assert len(client.ocr(english, module="ocr_det")) == 3
@@ -158,8 +171,11 @@ def test_the_class_in_process(server, pages, lines, folder):
 
     with pytest.raises(OcrError) as failure:
         client.predict([chinese, b"not a picture"])
-    assert (str(failure.value), failure.value.status, failure.value.http_status) == \
-           ("image 1: not a decodable image", "101", 400)
+    assert (str(failure.value), failure.value.status, failure.value.http_status) == (
+        "image 1: not a decodable image",
+        "101",
+        400,
+    )
 
 
 def forward_later(target_port: int, delay: float) -> int:
@@ -210,18 +226,18 @@ def test_a_pdf_as_json_lines_one_per_page(server, pages, report):
     done = run(server, "--json", report)
     assert done.returncode == 0, done.stderr
     records = [json.loads(line) for line in done.stdout.splitlines()]
-    assert [(r["file"], r["page"], r["source"], r["dpi"], r["width"], r["height"]) for r in records] == \
-           [(str(report), n, source, 200, 1700, 2200) for n, source in
-            [(1, "text-layer"), (2, "text-layer"), (3, "ocr")]]
+    assert [(r["file"], r["page"], r["source"], r["dpi"], r["width"], r["height"]) for r in records] == [
+        (str(report), n, source, 200, 1700, 2200) for n, source in [(1, "text-layer"), (2, "text-layer"), (3, "ocr")]
+    ]
     assert [[line["text"] for line in r["lines"]] for r in records[:2]] == WRITTEN
     assert [normalized(line["text"]) for line in records[2]["lines"]] == expected(pages["english"])
     left, top, _, _ = rect(records[0]["lines"][0]["text_region"])
     assert left == 200 and abs(top - (792 - 700 - 14) * 200 / 72) < 12  # 1 inch from the left, in 200 dpi pixels
 
     done = run(server, "--json", "--pages", "3", "--ocr", "never", "--dpi", "100", report)
-    assert [json.loads(line) for line in done.stdout.splitlines()] == \
-           [{"file": str(report), "page": 3, "source": "text-layer", "dpi": 100, "width": 850, "height": 1100,
-             "lines": []}]  # the scan has no text layer, and OCR was refused
+    assert [json.loads(line) for line in done.stdout.splitlines()] == [
+        {"file": str(report), "page": 3, "source": "text-layer", "dpi": 100, "width": 850, "height": 1100, "lines": []}
+    ]  # the scan has no text layer, and OCR was refused
 
 
 def test_folders_include_pdfs_and_document_sends_images_to_ocr(server, pages, folder, report, tmp_path):
@@ -229,8 +245,10 @@ def test_folders_include_pdfs_and_document_sends_images_to_ocr(server, pages, fo
     (tmp_path / "english.png").write_bytes((folder / "english.png").read_bytes())
     done = run(server, "--json", "--pages", "2", tmp_path)
     records = [json.loads(line) for line in done.stdout.splitlines()]
-    assert [(r["file"], "results" in r, r.get("page")) for r in records] == \
-           [(str(tmp_path / "english.png"), True, None), (str(tmp_path / "report.pdf"), False, 2)]
+    assert [(r["file"], "results" in r, r.get("page")) for r in records] == [
+        (str(tmp_path / "english.png"), True, None),
+        (str(tmp_path / "report.pdf"), False, 2),
+    ]
 
     done = run(server, "--document", tmp_path / "english.png", tmp_path / "report.pdf")
     assert done.returncode == 0, done.stderr
@@ -269,11 +287,91 @@ def test_the_document_method(server, pages, folder, report):
 
     image = client.document(folder / "english.png")  # an image is a one-page document, in its own pixels
     height, width = pages["english"].image.shape[:2]
-    assert [{key: page[key] for key in ("page", "source", "dpi", "width", "height")} for page in image] == \
-           [{"page": 1, "source": "ocr", "dpi": None, "width": width, "height": height}]
+    assert [{key: page[key] for key in ("page", "source", "dpi", "width", "height")} for page in image] == [
+        {"page": 1, "source": "ocr", "dpi": None, "width": width, "height": height}
+    ]
     assert [normalized(line["text"]) for line in image[0]["lines"]] == expected(pages["english"])
 
     with pytest.raises(OcrError) as failure:
         client.document(b"%PDF-1.7 and nothing else")
     assert (failure.value.status, failure.value.http_status) == ("101", 400)
     assert str(failure.value).startswith("not a readable PDF")
+
+
+# ---- API keys ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def keyed(tmp_path_factory):
+    """A production server that wants one of its API keys in every request."""
+    with Server.production(tmp_path_factory.mktemp("keyed"), OCR_WORKERS="1", OCR_API_KEYS=f"{API_KEY},another-key") as server:
+        yield server
+
+
+def without_key(**extra: str) -> dict:
+    """This environment without OCR_API_KEY, plus ``extra``."""
+    return {**{k: v for k, v in os.environ.items() if k != "OCR_API_KEY"}, **extra}
+
+
+def refused(server, path: str = "/predict/ocr_system", settle: float = 0.5) -> int:
+    """The server's 401 answers to ``POST path`` so far, from its access log (once it stops growing)."""
+    count = -1
+    while (now := server.log().count(f'"POST {path}" 401')) != count:
+        count = now
+        time.sleep(settle)
+    return count
+
+
+def test_the_key_from_the_option_or_the_environment(keyed, pages, folder, report):
+    english = folder / "english.png"
+    for option, variable in ([API_KEY, None], [None, API_KEY], [API_KEY, "wrong"]):  # the option wins
+        args = ["--api-key", option] if option else []
+        env = without_key(**({"OCR_API_KEY": variable} if variable else {}))
+        done = run(keyed, *args, english, env=env)
+        assert done.returncode == 0, (option, variable, done.stderr)
+        assert [normalized(line) for line in done.stdout.splitlines()] == expected(pages["english"])
+
+    done = run(keyed, "--pages", "1-2", report, env=without_key(OCR_API_KEY=API_KEY))  # /ocr takes it too
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "\n\f".join("\n".join(lines) for lines in WRITTEN) + "\n"
+
+
+def test_a_missing_or_wrong_key_fails_at_once_with_the_servers_message(keyed, folder, report):
+    before = refused(keyed)
+    done = run(keyed, "--api-key", "wrong", "--retries", "4", folder / "english.png", env=without_key(OCR_API_KEY=API_KEY))
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr == (
+        f"ocr_client: a wrong API key: {KEY_MESSAGE} (HTTP 401 from {keyed.url}); check --api-key or OCR_API_KEY\n"
+    )
+    assert refused(keyed) == before + 1  # one request: a 401 is not retried
+
+    done = run(keyed, "--json", folder, report, env=without_key())  # 5 files: one message, then it stops
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr == (
+        f"ocr_client: no API key: {KEY_MESSAGE} (HTTP 401 from {keyed.url}); pass it with --api-key KEY or in OCR_API_KEY\n"
+    )
+
+    done = run(keyed, "--api-key", "", folder / "english.png", env=without_key(OCR_API_KEY=API_KEY))  # '' sends none
+    assert done.returncode == 1 and "no API key" in done.stderr
+
+
+def test_the_class_with_a_key(keyed, pages, folder, report):
+    english = folder / "english.png"
+    client = OcrClient(keyed.url, api_key=API_KEY)
+    assert [normalized(line["text"]) for line in client.ocr(english)] == expected(pages["english"])
+    assert [line["text"] for line in client.document(report, pages="1")[0]["lines"]] == WRITTEN[0]
+
+    before = refused(keyed)
+    started = time.monotonic()
+    with pytest.raises(OcrError) as failure:
+        OcrClient(keyed.url, api_key="wrong", retries=4, backoff=2).ocr(english)
+    assert time.monotonic() - started < 2  # no backoff: not retried
+    assert (str(failure.value), failure.value.status, failure.value.http_status) == (
+        f"a wrong API key: {KEY_MESSAGE}",
+        "101",
+        401,
+    )
+    assert refused(keyed) == before + 1
+    with pytest.raises(OcrError, match="^no API key: ") as failure:
+        OcrClient(keyed.url).document(report)
+    assert failure.value.http_status == 401

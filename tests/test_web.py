@@ -1,10 +1,15 @@
 """The try-it page at / in a real headless Chromium, against the production server and real models:
-images through /predict/<module>, PDFs through /ocr."""
+images through /predict/<module>, PDFs through /ocr; the page within its Content-Security-Policy, with
+the API key of a keyed server, and the API called from other origins (CORS)."""
 
+import base64
+import http.server
 import io
+import json
 import os
 import re
 import tempfile
+import threading
 from pathlib import Path
 
 import pytest
@@ -16,29 +21,48 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from conftest import ROOT, covers, normalized
+from harness.servers import Server
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 # The README's screenshot is refreshed on demand (UPDATE_SCREENSHOT=1), so test runs leave the tree clean.
-SCREENSHOT = ROOT / "docs" / "screenshot.png" if os.environ.get("UPDATE_SCREENSHOT") else \
-    Path(tempfile.gettempdir()) / "ocrhub-screenshot.png"
+SCREENSHOT = (
+    ROOT / "docs" / "screenshot.png"
+    if os.environ.get("UPDATE_SCREENSHOT")
+    else Path(tempfile.gettempdir()) / "ocrhub-screenshot.png"
+)
 LETTER = (612, 792)  # points: 1700×2200 pixels at the default 200 dpi
-WRITTEN = [["Invoice 2026-0042 for Example GmbH", "Total amount due: 1,234.56 EUR"],
-           ["Delivery to Müller & Söhne, Köln", "Thank you for your order"]]  # the text layer of pages 1-2
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists() or not CHROMEDRIVER.exists(),
-                                reason="no headless browser: apt-get install -y chromium chromium-driver")
+WRITTEN = [
+    ["Invoice 2026-0042 for Example GmbH", "Total amount due: 1,234.56 EUR"],
+    ["Delivery to Müller & Söhne, Köln", "Thank you for your order"],
+]  # the text layer of pages 1-2
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists() or not CHROMEDRIVER.exists(),
+    reason="no headless browser: apt-get install -y chromium chromium-driver",
+)
 
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--window-size=1280,1000", f"--user-data-dir={tmp_path_factory.mktemp('chromium')}"):
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1280,1000",
+        f"--user-data-dir={tmp_path_factory.mktemp('chromium')}",
+    ):
         options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # warnings too, for CSP reports
     driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
     yield driver
     driver.quit()
@@ -74,7 +98,7 @@ def report(pages, files):
 
 def open_page(browser, server):
     browser.get(server.url)
-    browser.execute_script("localStorage.clear()")  # settings persist: start from the defaults
+    browser.execute_script("localStorage.clear(); sessionStorage.clear()")  # settings persist: start from the defaults
     browser.refresh()
     wait(browser, "return document.querySelector('#health').textContent.startsWith('ready')")
 
@@ -97,23 +121,29 @@ def drop(browser, *paths):
         document.body.append(input);
         return input;""")
     source.send_keys("\n".join(str(path) for path in paths))
-    browser.execute_script("""
+    browser.execute_script(
+        """
         const input = arguments[0], dataTransfer = new DataTransfer();
         [...input.files].forEach(file => dataTransfer.items.add(file));
         input.remove();
-        document.querySelector('#drop').dispatchEvent(new DragEvent('drop', {dataTransfer, bubbles: true}));""", source)
+        document.querySelector('#drop').dispatchEvent(new DragEvent('drop', {dataTransfer, bubbles: true}));""",
+        source,
+    )
     wait_for_answer(browser)
 
 
 def wait_for_answer(browser):
-    wait(browser, "const status = document.querySelector('#status');"
-                  "return !status.hidden && !status.classList.contains('busy')")
+    wait(
+        browser,
+        "const status = document.querySelector('#status');return !status.hidden && !status.classList.contains('busy')",
+    )
 
 
 def cards(browser) -> dict:
     """Per image card, in page order: its line texts, and its boxes as drawn, in the image's pixels (PDF
     pages have no image: see ``sheets``)."""
-    return dict(browser.execute_script("""
+    return dict(
+        browser.execute_script("""
         return [...document.querySelectorAll('.card:has(img)')].map(card => {
             const img = card.querySelector('img'), frame = img.getBoundingClientRect();
             const scale = img.naturalWidth / frame.width;
@@ -125,7 +155,8 @@ def cards(browser) -> dict:
             const lines = [...card.querySelectorAll('.line .text')].map(text => text.textContent);
             return [card.querySelector('.name').textContent,
                     {lines, boxes, meta: card.querySelector('.meta').textContent}];
-        });"""))
+        });""")
+    )
 
 
 def sheets(browser) -> list:
@@ -182,8 +213,9 @@ def test_upload_shows_the_text_and_a_box_over_each_line(browser, server, pages, 
     assert ["active" in line.get_attribute("class") for line in lines] == [i == 2 for i in range(len(lines))]
 
     # the README's screenshot: the first result at a desktop width, its second line hovered; a small PNG
-    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
-                            {"width": 1280, "height": 820, "deviceScaleFactor": 1, "mobile": False})
+    browser.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride", {"width": 1280, "height": 820, "deviceScaleFactor": 1, "mobile": False}
+    )
     try:
         browser.execute_script("scrollTo(0, 0)")
         ActionChains(browser).move_to_element(lines[1]).perform()
@@ -240,8 +272,9 @@ def test_each_module_can_be_chosen(browser, server, pages, lines, files, tmp_pat
     module.select_by_value("ocr_rec")
     upload(browser, *[tmp_path / f"{line.name}.png" for line in lines])
     shown = cards(browser)
-    assert [[normalized(t) for t in shown[f"{line.name}.png"]["lines"]] for line in lines] == \
-           [[normalized(line.texts[0])] for line in lines]
+    assert [[normalized(t) for t in shown[f"{line.name}.png"]["lines"]] for line in lines] == [
+        [normalized(line.texts[0])] for line in lines
+    ]
     assert "/predict/ocr_rec" in browser.find_element(By.ID, "api-curl").text
 
     module.select_by_value("ocr_cls")  # runs the same images again
@@ -272,8 +305,9 @@ def test_nothing_leaves_the_servers_origin(browser, server, files):
 
 
 def test_phone_width_stacks_the_text_under_the_image(browser, server, files, report):
-    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
-                            {"width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": True})
+    browser.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride", {"width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": True}
+    )
     try:
         open_page(browser, server)
         for chosen in (files / "chinese.png", report):  # an image, then a PDF's pages
@@ -295,9 +329,10 @@ def test_a_pdf_shows_each_page_as_a_sheet_with_its_text(browser, server, pages, 
     upload(browser, report)
 
     shown = sheets(browser)
-    assert [(page["name"], page["tag"], page["meta"]) for page in shown] == \
-           [("report.pdf", f"page {n} · {source}", "1700×2200 px at 200 dpi")
-            for n, source in [(1, "text-layer"), (2, "text-layer"), (3, "ocr")]]
+    assert [(page["name"], page["tag"], page["meta"]) for page in shown] == [
+        ("report.pdf", f"page {n} · {source}", "1700×2200 px at 200 dpi")
+        for n, source in [(1, "text-layer"), (2, "text-layer"), (3, "ocr")]
+    ]
     assert [page["lines"] for page in shown[:2]] == WRITTEN  # the PDF's own text, exactly
     assert [normalized(line) for line in shown[2]["lines"]] == expected_lines(pages["english"])
     for page in shown:
@@ -329,8 +364,7 @@ def test_a_pdf_shows_each_page_as_a_sheet_with_its_text(browser, server, pages, 
     assert [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"] == []
 
 
-def test_dropped_images_and_pdfs_are_shown_together_and_a_bad_pdf_fails_alone(browser, server, pages, files,
-                                                                                report, tmp_path):
+def test_dropped_images_and_pdfs_are_shown_together_and_a_bad_pdf_fails_alone(browser, server, pages, files, report, tmp_path):
     (tmp_path / "broken.pdf").write_bytes(report.read_bytes()[:400])  # truncated
     open_page(browser, server)
     drop(browser, report, files / "english.png", tmp_path / "broken.pdf")
@@ -343,5 +377,177 @@ def test_dropped_images_and_pdfs_are_shown_together_and_a_bad_pdf_fails_alone(br
     assert error.is_displayed() and "broken.pdf: not a readable PDF (damaged or truncated)" in error.text
     assert "HTTP 400" in error.text
     summary = browser.find_element(By.ID, "summary").text
-    assert re.fullmatch(r"1 image · 1 PDF · 3 pages · 10 lines · [\d.]+ (ms|s) for 3 requests · \d+ KB sent",
-                        summary), summary
+    assert re.fullmatch(r"1 image · 1 PDF · 3 pages · 10 lines · [\d.]+ (ms|s) for 3 requests · \d+ KB sent", summary), summary
+
+
+# ---- Content-Security-Policy, API keys, CORS ---------------------------------------------------
+
+API_KEY = "web-test-key-5b1e9c"
+KEY_MESSAGE = "send the key as 'Authorization: Bearer <key>' or 'X-API-Key: <key>'"
+# Another site's page calling the API with fetch() (API and IMAGE filled in, the key from ?key=), which
+# writes what it got into #out: the envelope with the HTTP status and the exposed X-Request-ID, or the error.
+CALLER_PAGE = """<!doctype html>
+<meta charset="utf-8"><title>another site</title>
+<pre id="out">waiting</pre>
+<script>
+const key = new URLSearchParams(location.search).get('key');
+fetch('API/predict/ocr_rec', {
+  method: 'POST',
+  headers: {'Content-Type': 'application/json', 'Authorization': `Bearer ${key}`},
+  body: JSON.stringify({images: ['IMAGE']}),
+})
+  .then(async response => ({http: response.status, requestId: response.headers.get('X-Request-ID'), ...await response.json()}))
+  .then(answer => { document.querySelector('#out').textContent = JSON.stringify(answer); },
+        error => { document.querySelector('#out').textContent = JSON.stringify({error: `${error.name}: ${error.message}`}); });
+</script>
+"""
+
+
+class CallerSite(http.server.BaseHTTPRequestHandler):
+    page = b""  # set by the test, once the API's address is known
+
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(self.page)))
+        self.end_headers()
+        self.wfile.write(self.page)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def callers():
+    """Two other origins, loopback ports serving ``CallerSite``: the keyed server allows the first only."""
+    sites = [http.server.ThreadingHTTPServer(("127.0.0.1", 0), CallerSite) for _ in range(2)]
+    for site in sites:
+        threading.Thread(target=site.serve_forever, daemon=True).start()
+    yield [f"http://127.0.0.1:{site.server_address[1]}" for site in sites]
+    for site in sites:
+        site.shutdown()
+        site.server_close()
+
+
+@pytest.fixture(scope="module")
+def keyed_server(callers, tmp_path_factory):
+    """One production server with API keys and a CORS allowlist (the first caller's origin)."""
+    with Server.production(
+        tmp_path_factory.mktemp("keyed"),
+        OCR_WORKERS="1",
+        OCR_API_KEYS=f"another-key,{API_KEY}",
+        OCR_CORS_ORIGINS=callers[0],
+    ) as instance:
+        yield instance
+
+
+def csp_violations(browser) -> list[str]:
+    """What Chromium logged about the page's CSP since the last look (reading the log empties it): "Refused
+    to ..." in older versions, "... violates the following Content Security Policy directive" in newer."""
+    logged = [entry["message"] for entry in browser.get_log("browser")]
+    return [message for message in logged if re.search(r"Refused to|Content Security Policy", message)]
+
+
+def test_the_page_keeps_to_its_content_security_policy(browser, server, files, report):
+    headers = requests.get(server.url + "/", timeout=10).headers
+    policy = dict(part.strip().split(" ", 1) for part in headers["Content-Security-Policy"].split(";"))
+    assert policy["default-src"] == "'none'" and policy["connect-src"] == "'self'"
+    for directive in ("script-src", "style-src"):  # the one inline block of each, by hash: nothing else runs
+        assert re.fullmatch(r"'sha256-[A-Za-z0-9+/]{43}='", policy[directive]), policy[directive]
+    assert (headers["X-Content-Type-Options"], headers["X-Frame-Options"]) == ("nosniff", "DENY")
+
+    browser.get_log("browser")  # what earlier tests left
+    open_page(browser, server)
+    upload(browser, files / "english.png", report)  # an image card, and PDF sheets sized through the CSSOM
+    assert len(cards(browser)) == 1 and len(sheets(browser)) == 3
+    ActionChains(browser).move_to_element(browser.find_elements(By.CSS_SELECTOR, ".line")[1]).perform()
+    assert browser.find_elements(By.CSS_SELECTOR, ".box.active")
+    upload(browser, files / "notes.png")  # the error box
+    assert "not a decodable image" in browser.find_element(By.ID, "error").text
+    Select(browser.find_element(By.ID, "module")).select_by_value("ocr_det")
+    upload(browser, files / "chinese.png")
+    # "Copy" without the Clipboard API (plain http off localhost): the hidden-textarea fallback
+    browser.execute_script("""Object.defineProperty(navigator, 'clipboard',
+        {value: {writeText: () => Promise.reject(new Error('no clipboard'))}});""")
+    browser.find_element(By.CSS_SELECTOR, ".card .copy").click()
+    wait(browser, "return document.querySelector('.card .copy').textContent.startsWith('Copied')", timeout=5)
+    browser.find_element(By.ID, "api-key").send_keys("a key")  # the examples change with a key
+    assert "Authorization: Bearer $OCR_API_KEY" in browser.find_element(By.ID, "api-curl").text
+    assert csp_violations(browser) == []
+
+    # the check above would see a violation: an inline style attribute is refused, and logged
+    browser.execute_script("document.body.setAttribute('style', 'outline: 1px solid red')")
+    assert wait(browser, "return getComputedStyle(document.body).outlineStyle === 'none'", timeout=5)
+    assert WebDriverWait(browser, 5, poll_frequency=0.1).until(lambda _: csp_violations(browser))
+
+
+def test_a_keyed_server_asks_the_page_for_its_key(browser, keyed_server, pages, files, report):
+    browser.get_log("browser")
+    open_page(browser, keyed_server)  # the page and /health are open: it loads and shows the server ready
+    field = browser.find_element(By.ID, "api-key")
+    assert (field.get_attribute("type"), field.get_attribute("value")) == ("password", "")
+
+    upload(browser, files / "english.png")
+    error = browser.find_element(By.ID, "error")
+    assert error.is_displayed() and f"no API key: {KEY_MESSAGE}" in error.text
+    assert "HTTP 401 · status 101 · enter the API key above" in error.text
+    assert browser.find_elements(By.CSS_SELECTOR, ".card") == []
+    assert browser.switch_to.active_element == field  # focused, to type the key in
+
+    field.send_keys("not-the-key", Keys.ENTER)  # Enter runs the same files again with the key
+    wait(browser, "return document.querySelector('#error').textContent.includes('a wrong API key')")
+    assert "HTTP 401 · status 101 · check the API key above" in error.text
+    assert browser.switch_to.active_element == field
+
+    field.clear()
+    field.send_keys(API_KEY, Keys.ENTER)
+    wait(browser, "return document.querySelectorAll('.card').length === 1")
+    wait_for_answer(browser)
+    assert error.is_displayed() is False
+    shown = cards(browser)["english.png"]
+    assert [normalized(line) for line in shown["lines"]] == expected_lines(pages["english"])
+    upload(browser, report)  # /ocr takes the key too
+    assert [page["lines"] for page in sheets(browser)[:2]] == WRITTEN
+
+    # the key stays in this tab only (a reload keeps it), and is never written into the page
+    assert browser.execute_script("return sessionStorage.getItem('ocrhub.apiKey')") == API_KEY
+    assert API_KEY not in browser.execute_script("return JSON.stringify({...localStorage})")
+    browser.refresh()
+    wait(browser, "return document.querySelector('#health').textContent.startsWith('ready')")
+    assert browser.find_element(By.ID, "api-key").get_attribute("value") == API_KEY
+    assert API_KEY not in browser.page_source
+    assert 'Authorization: Bearer $OCR_API_KEY"' in browser.find_element(By.ID, "api-curl").text
+    assert 'os.environ["OCR_API_KEY"]' in browser.find_element(By.ID, "api-python").text
+    assert csp_violations(browser) == []
+
+
+def test_other_origins_call_the_api_only_when_allowed(browser, keyed_server, callers, lines):
+    line = lines[0]
+    image = base64.b64encode(png_bytes(line.image)).decode()
+    CallerSite.page = CALLER_PAGE.replace("API", keyed_server.url).replace("IMAGE", image).encode()
+    allowed, denied = callers
+
+    def call(origin: str, key: str) -> dict:
+        browser.get(f"{origin}/?key={key}")
+        wait(browser, "return document.querySelector('#out').textContent !== 'waiting'", timeout=60)
+        return json.loads(browser.find_element(By.ID, "out").text)
+
+    answer = call(allowed, API_KEY)
+    assert (answer["http"], answer["status"], answer["msg"]) == (200, "000", "")
+    assert normalized(answer["results"][0][0]["text"]) == normalized(line.texts[0])
+    assert re.fullmatch(r"[0-9a-f]{32}", answer["requestId"])  # an exposed header, readable from the other site
+
+    answer = call(allowed, "not-the-key")  # the 401 carries the CORS headers too: the caller reads why
+    assert (answer["http"], answer["status"], answer["msg"]) == (401, "101", f"a wrong API key: {KEY_MESSAGE}")
+
+    posts = keyed_server.log().count('"POST /predict/ocr_rec"')
+    assert call(denied, API_KEY) == {"error": "TypeError: Failed to fetch"}  # the preflight is refused
+    assert keyed_server.log().count('"POST /predict/ocr_rec"') == posts  # so the request itself was never sent
+    browser.get_log("browser")  # Chromium's CORS errors: not for the tests after this one
+
+
+def png_bytes(image) -> bytes:
+    """PNG bytes of a BGR array."""
+    buffer = io.BytesIO()
+    Image.fromarray(image[:, :, ::-1]).save(buffer, "PNG")
+    return buffer.getvalue()
