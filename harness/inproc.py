@@ -28,14 +28,13 @@ from harness.stats import summary
 READY, RESULT = "INPROC-READY", "INPROC-RESULT "
 
 
-def measure(paths: list[Path], *, engine: str, threads: int, rounds: int, data_dir: Path,
-            timeout: float = 3600) -> dict:
-    return measure_parallel(1, paths, engine=engine, threads=threads, rounds=rounds, data_dir=data_dir,
-                            timeout=timeout)[0]
+def measure(paths: list[Path], *, engine: str, threads: int, rounds: int, data_dir: Path, timeout: float = 3600) -> dict:
+    return measure_parallel(1, paths, engine=engine, threads=threads, rounds=rounds, data_dir=data_dir, timeout=timeout)[0]
 
 
-def measure_parallel(processes: int, paths: list[Path], *, engine: str, threads: int, rounds: int,
-                     data_dir: Path, timeout: float = 3600) -> list[dict]:
+def measure_parallel(
+    processes: int, paths: list[Path], *, engine: str, threads: int, rounds: int, data_dir: Path, timeout: float = 3600
+) -> list[dict]:
     """``processes`` processes timed over the same span (each with its own data dir and log)."""
     spec = json.dumps({"paths": [str(p) for p in paths], "rounds": rounds})
     folders = [data_dir / f"{engine}-{threads}t-{n}" for n in range(processes)]
@@ -67,8 +66,15 @@ def _start(spec: str, engine: str, threads: int, data_dir: Path) -> subprocess.P
     data_dir.mkdir(parents=True, exist_ok=True)
     env = clean_env(OCR_ENGINE=engine, OCR_CPU_THREADS=str(threads), OCR_DATA_DIR=str(data_dir))
     with (data_dir / "child.log").open("w") as log:
-        child = subprocess.Popen([sys.executable, "-m", "harness.inproc", spec], env=env, cwd="/", text=True,
-                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log)
+        child = subprocess.Popen(
+            [sys.executable, "-m", "harness.inproc", spec],
+            env=env,
+            cwd="/",
+            text=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=log,
+        )
     child.log_path = data_dir / "child.log"
     return child
 
@@ -79,7 +85,7 @@ def _read_until_ready(child: subprocess.Popen) -> dict | None:
         if line.startswith(READY):
             return None
         if line.startswith(RESULT):
-            return json.loads(line[len(RESULT):])
+            return json.loads(line[len(RESULT) :])
     return _failed(child)
 
 
@@ -88,7 +94,7 @@ def _read_result(child: subprocess.Popen, timeout: float) -> dict:
         out, _ = child.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         return {"skipped": f"no answer in {timeout:g} s"}
-    answers = [line[len(RESULT):] for line in out.splitlines() if line.startswith(RESULT)]
+    answers = [line[len(RESULT) :] for line in out.splitlines() if line.startswith(RESULT)]
     return json.loads(answers[-1]) if answers else _failed(child)
 
 
@@ -99,6 +105,7 @@ def _failed(child: subprocess.Popen) -> dict:
 
 
 # ------------------------------------------------------------------------------------------ child side
+
 
 def _answer(result: dict) -> None:
     print(RESULT + json.dumps(result, ensure_ascii=False), flush=True)
@@ -132,9 +139,17 @@ def child(spec: dict) -> None:
     print(READY, flush=True)
     sys.stdin.readline()
     passes = [one_pass() for _ in range(spec["rounds"])]
-    _answer({"engine": config.engine, "threads": config.threads, "load_s": load_s, "warm_up": warm_up,
-             "passes": [seconds for seconds, _ in passes], "texts": passes[-1][1] if passes else [],
-             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
+    _answer(
+        {
+            "engine": config.engine,
+            "threads": config.threads,
+            "load_s": load_s,
+            "warm_up": warm_up,
+            "passes": [seconds for seconds, _ in passes],
+            "texts": passes[-1][1] if passes else [],
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        }
+    )
 
 
 if __name__ == "__main__":

@@ -67,11 +67,17 @@ class LoadResult:
 
     def summary(self) -> dict:
         """The numbers a report shows, JSON-able."""
-        return {"module": self.module, "concurrency": self.concurrency, "requests": len(self.answers),
-                "errors": len(self.answers) - len(self.ok), "error_kinds": self.errors_by_kind(),
-                "wall_s": self.wall_s, "images_per_s": self.images_per_s,
-                **{f"p{q}_s": self.latency(q) for q in (50, 95, 99)},
-                "max_s": max(self.latencies, default=None)}
+        return {
+            "module": self.module,
+            "concurrency": self.concurrency,
+            "requests": len(self.answers),
+            "errors": len(self.answers) - len(self.ok),
+            "error_kinds": self.errors_by_kind(),
+            "wall_s": self.wall_s,
+            "images_per_s": self.images_per_s,
+            **{f"p{q}_s": self.latency(q) for q in (50, 95, 99)},
+            "max_s": max(self.latencies, default=None),
+        }
 
 
 def image_body(photo: Photo) -> bytes:
@@ -98,8 +104,17 @@ def _texts(body: dict) -> list[str] | None:
         return None
 
 
-def run_load(url: str, module: str, body, *, concurrency: int, max_requests: int | None = None,
-             seconds: float | None = None, timeout: float = 300, on_answer=None) -> LoadResult:
+def run_load(
+    url: str,
+    module: str,
+    body,
+    *,
+    concurrency: int,
+    max_requests: int | None = None,
+    seconds: float | None = None,
+    timeout: float = 300,
+    on_answer=None,
+) -> LoadResult:
     """Post ``body(index)`` (bytes) for index 0, 1, ... from ``concurrency`` threads until ``max_requests``
     are sent or ``seconds`` have passed; ``on_answer(answer)`` is called as each one arrives."""
     if max_requests is None and seconds is None:
@@ -134,8 +149,7 @@ def run_load(url: str, module: str, body, *, concurrency: int, max_requests: int
     return LoadResult(module, concurrency, time.monotonic() - started, sorted(answers, key=lambda a: a.index))
 
 
-def _post(session: requests.Session, endpoint: str, data: bytes, index: int, started: float,
-          timeout: float) -> Answer:
+def _post(session: requests.Session, endpoint: str, data: bytes, index: int, started: float, timeout: float) -> Answer:
     begin = time.monotonic()
     try:
         response = session.post(endpoint, data=data, timeout=timeout, headers=JSON)

@@ -94,8 +94,7 @@ class DistinctSizes:
     pixels, beyond when there are more variants than lengths), then cropped across its shorter side
     by up to a quarter so that aspect ratios vary too. Variants are made on demand (thread-safe)."""
 
-    def __init__(self, photos: list[Photo], count: int, shortest: int = 320, longest: int = 1600,
-                 seed: int = 0):
+    def __init__(self, photos: list[Photo], count: int, shortest: int = 320, longest: int = 1600, seed: int = 0):
         if not photos or count < 1:
             raise ValueError("DistinctSizes needs photos and a positive count")
         rng = random.Random(seed)
@@ -123,8 +122,11 @@ class DistinctSizes:
         width, height = self.size(index)
         scale = max(width, height) / max(image.shape[:2])
         full = (round(image.shape[1] * scale), round(image.shape[0] * scale))
-        resized = cv2.resize(image, (max(full[0], width), max(full[1], height)),
-                             interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
+        resized = cv2.resize(
+            image,
+            (max(full[0], width), max(full[1], height)),
+            interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC,
+        )
         top, left = (resized.shape[0] - height) // 2, (resized.shape[1] - width) // 2
-        crop = resized[top:top + height, left:left + width]
+        crop = resized[top : top + height, left : left + width]
         return encode(f"{base.name}@{width}x{height}", np.ascontiguousarray(crop), png=base.is_png)

@@ -26,9 +26,8 @@ def available(python: str) -> bool:
 
 def measure(python: str, paths: list[Path], rounds: int, timeout: float = 3600) -> dict:
     spec = json.dumps({"paths": [str(p) for p in paths], "rounds": rounds})
-    run = subprocess.run([python, __file__, spec], check=False, capture_output=True, text=True,
-                         timeout=timeout, cwd="/")
-    answers = [line[len(RESULT):] for line in run.stdout.splitlines() if line.startswith(RESULT)]
+    run = subprocess.run([python, __file__, spec], check=False, capture_output=True, text=True, timeout=timeout, cwd="/")
+    answers = [line[len(RESULT) :] for line in run.stdout.splitlines() if line.startswith(RESULT)]
     if not answers:
         return {"skipped": f"RapidOCR exited with {run.returncode}: {run.stderr.strip()[-300:]}"}
     return json.loads(answers[-1])
@@ -58,9 +57,14 @@ def child(spec: dict) -> None:
     warm_up, _ = one_pass()
     passes = [one_pass() for _ in range(spec["rounds"])]
     versions = f"{metadata.version('rapidocr_onnxruntime')} (onnxruntime {metadata.version('onnxruntime')})"
-    result = {"engine": f"RapidOCR {versions}", "load_s": load_s, "warm_up": warm_up,
-              "passes": [seconds for seconds, _ in passes], "texts": passes[-1][1] if passes else [],
-              "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    result = {
+        "engine": f"RapidOCR {versions}",
+        "load_s": load_s,
+        "warm_up": warm_up,
+        "passes": [seconds for seconds, _ in passes],
+        "texts": passes[-1][1] if passes else [],
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
     print(RESULT + json.dumps(result, ensure_ascii=False), flush=True)
 
 

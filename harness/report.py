@@ -1,10 +1,10 @@
 """Pieces of measurement reports: the machine, the git revision, markdown tables, texts compared.
 
-    from harness import report
-    report.machine()                     # {"cores": 2, "cpu_model": ..., "ram_gb": ..., ...}
-    report.table(["engine", "s"], [["openvino", 1.2]])
-    report.line_agreement(texts, reference_texts)   # (lines identical, lines in all, images identical)
-    report.throughput_chart({"server": [(1, 2.0), (4, 3.9)]}, {"limit": 4.0}, "title", Path("out.png"))
+from harness import report
+report.machine()                     # {"cores": 2, "cpu_model": ..., "ram_gb": ..., ...}
+report.table(["engine", "s"], [["openvino", 1.2]])
+report.line_agreement(texts, reference_texts)   # (lines identical, lines in all, images identical)
+report.throughput_chart({"server": [(1, 2.0), (4, 3.9)]}, {"limit": 4.0}, "title", Path("out.png"))
 """
 
 from __future__ import annotations
@@ -19,20 +19,34 @@ import psutil
 
 
 def machine() -> dict:
-    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), platform.processor())
-    return {"cores": len(os.sched_getaffinity(0)), "cpu_model": model,
-            "ram_gb": round(psutil.virtual_memory().total / 2**30, 1), "python": platform.python_version(),
-            "kernel": platform.release(), "load_average": [round(v, 2) for v in os.getloadavg()]}
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    return {
+        "cores": len(os.sched_getaffinity(0)),
+        "cpu_model": model,
+        "ram_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+        "load_average": [round(v, 2) for v in os.getloadavg()],
+    }
 
 
 def describe_machine(info: dict) -> str:
-    return (f"{info['cores']} cores, {info['cpu_model']}, {info['ram_gb']} GB RAM, Linux {info['kernel']}, "
-            f"Python {info['python']}; load average {' '.join(map(str, info['load_average']))}")
+    return (
+        f"{info['cores']} cores, {info['cpu_model']}, {info['ram_gb']} GB RAM, Linux {info['kernel']}, "
+        f"Python {info['python']}; load average {' '.join(map(str, info['load_average']))}"
+    )
 
 
 def git_revision(repo: Path) -> str:
     """The short commit, with " (modified)" when tracked files differ from it."""
+
     def git(*args: str) -> str:
         done = subprocess.run(["git", *args], cwd=repo, check=False, capture_output=True, text=True)
         return done.stdout.strip()
@@ -47,6 +61,7 @@ def git_revision(repo: Path) -> str:
 
 def table(headers: list[str], rows: list[list]) -> str:
     """A markdown table; floats with 3 significant digits (whole from 100 up), None as a dash."""
+
     def cell(value) -> str:
         if value is None:
             return "–"
@@ -74,8 +89,7 @@ def line_agreement(texts: list, reference: list) -> tuple[int, int, int]:
     return identical, total, same_images
 
 
-def throughput_chart(series: dict[str, list[tuple[int, float]]], levels: dict[str, float], title: str,
-                     path: Path) -> bool:
+def throughput_chart(series: dict[str, list[tuple[int, float]]], levels: dict[str, float], title: str, path: Path) -> bool:
     """Images/s by concurrency, one line per series, a dotted line per level; False without matplotlib."""
     try:
         import matplotlib

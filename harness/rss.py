@@ -1,12 +1,12 @@
 """Memory of a server's process tree over a run, for reports: samples, growth after warm-up, table, CSV.
 
-    first = stats.tree_rss_mb(pid)            # at t=0: the sampler's first sample comes one interval in
-    with stats.RssSampler(pid, interval=5) as sampler:
-        ...
-    samples = rss.records(sampler.samples, first)
-    rss.growth(samples, warmup_s=60)          # {"warmup_t", "after_warmup_mb", "last_mb", "max_mb", ...}
-    print("\n".join(rss.table(samples)))
-    rss.write_csv(samples, Path("rss.csv"))
+first = stats.tree_rss_mb(pid)            # at t=0: the sampler's first sample comes one interval in
+with stats.RssSampler(pid, interval=5) as sampler:
+    ...
+samples = rss.records(sampler.samples, first)
+rss.growth(samples, warmup_s=60)          # {"warmup_t", "after_warmup_mb", "last_mb", "max_mb", ...}
+print("\n".join(rss.table(samples)))
+rss.write_csv(samples, Path("rss.csv"))
 """
 
 from __future__ import annotations
@@ -24,9 +24,13 @@ def records(raw: list[tuple[float, float, dict]], first: dict[int, float] | None
 def growth(samples: list[dict], warmup_s: float) -> dict:
     """From the first sample at or after ``warmup_s`` to the last one (MB)."""
     warm = next((s for s in samples if s["t"] >= warmup_s), samples[-1])
-    return {"warmup_t": warm["t"], "after_warmup_mb": warm["total_mb"], "last_mb": samples[-1]["total_mb"],
-            "max_mb": max(s["total_mb"] for s in samples),
-            "growth_after_warmup_mb": samples[-1]["total_mb"] - warm["total_mb"]}
+    return {
+        "warmup_t": warm["t"],
+        "after_warmup_mb": warm["total_mb"],
+        "last_mb": samples[-1]["total_mb"],
+        "max_mb": max(s["total_mb"] for s in samples),
+        "growth_after_warmup_mb": samples[-1]["total_mb"] - warm["total_mb"],
+    }
 
 
 def table(samples: list[dict], max_rows: int = 24) -> list[str]:
@@ -34,7 +38,8 @@ def table(samples: list[dict], max_rows: int = 24) -> list[str]:
     step = max(1, -(-len(samples) // max_rows))
     shown = samples[::step] + ([samples[-1]] if (len(samples) - 1) % step else [])
     return ["   t (s) | server RSS (MB) | processes"] + [
-        f"  {s['t']:6.0f} | {s['total_mb']:15.1f} | {len(s['per_pid_mb']):9d}" for s in shown]
+        f"  {s['t']:6.0f} | {s['total_mb']:15.1f} | {len(s['per_pid_mb']):9d}" for s in shown
+    ]
 
 
 def write_csv(samples: list[dict], path: Path) -> None:

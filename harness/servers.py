@@ -66,18 +66,28 @@ class Server:
     @classmethod
     def production(cls, data_dir: Path, **env: str) -> Server:
         """``ocrhub-serve`` with its data in ``data_dir``, waited for until every worker is loaded."""
+
         def all_ready(response) -> bool:
             workers = response.json()["workers"] if response.status_code == 200 else {}
             return bool(workers) and workers["ready"] == workers["total"]
 
-        return cls(lambda port: [BIN / "ocrhub-serve", "--host", "127.0.0.1", "--port", str(port)],
-                   clean_env(OCR_DATA_DIR=str(data_dir), **env), data_dir / "server.log", "/health", all_ready)
+        return cls(
+            lambda port: [BIN / "ocrhub-serve", "--host", "127.0.0.1", "--port", str(port)],
+            clean_env(OCR_DATA_DIR=str(data_dir), **env),
+            data_dir / "server.log",
+            "/health",
+            all_ready,
+        )
 
     @classmethod
     def hub_serving(cls, hub_home: Path, log_dir: Path, **env: str) -> Server:
         """PaddleHub's own ``hub serving start -m <the four modules>``, modules from ``hub_home``."""
-        return cls(lambda port: [BIN / "hub", "serving", "start", "-m", *MODULES, "-p", str(port)],
-                   clean_env(HUB_HOME=str(hub_home), **env), log_dir / "hub_serving.log", "/")
+        return cls(
+            lambda port: [BIN / "hub", "serving", "start", "-m", *MODULES, "-p", str(port)],
+            clean_env(HUB_HOME=str(hub_home), **env),
+            log_dir / "hub_serving.log",
+            "/",
+        )
 
     def __enter__(self) -> Server:
         return self

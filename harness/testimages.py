@@ -15,8 +15,11 @@ from PIL import Image, ImageDraw, ImageFont
 FONT_PACKAGE = "fonts-wqy-microhei"
 
 PAGES = {
-    "english": [("Quarterly report 2026", 40), ("Revenue grew by 42 percent", 28),
-                ("Contact us at ocr@example.com", 22)],
+    "english": [
+        ("Quarterly report 2026", 40),
+        ("Revenue grew by 42 percent", 28),
+        ("Contact us at ocr@example.com", 22),
+    ],
     "chinese": [("光学字符识别服务", 44), ("今天天气很好", 32), ("欢迎使用开源软件", 26)],
     "mixed": [("PaddleOCR 文字识别", 36), ("价格：128元", 30), ("Hello 世界", 24), ("第三行文字", 20)],
 }
@@ -50,7 +53,7 @@ def render_page(name: str, lines: list[tuple[str, int]], font_path: str, width: 
     y, boxes = 40, []
     for (text, size), band in zip(lines, bands):
         draw.text((40, y), text, font=ImageFont.truetype(font_path, size), fill="black")
-        boxes.append(_ink_box(np.asarray(page)[y - size // 2:y + band - size // 2], y - size // 2))
+        boxes.append(_ink_box(np.asarray(page)[y - size // 2 : y + band - size // 2], y - size // 2))
         y += band
     return Sample(name, np.ascontiguousarray(np.asarray(page)[:, :, ::-1]), [t for t, _ in lines], boxes)
 
@@ -72,7 +75,7 @@ def render_line(name: str, text: str, size: int, font_path: str) -> Sample:
     page = render_page(name, [(text, size)], font_path)
     x0, y0, x1, y1 = page.boxes[0]
     pad = size // 4
-    crop = page.image[y0 - pad:y1 + pad, x0 - pad:x1 + pad]
+    crop = page.image[y0 - pad : y1 + pad, x0 - pad : x1 + pad]
     return Sample(name, np.ascontiguousarray(crop), [text], [(pad, pad, pad + x1 - x0, pad + y1 - y0)])
 
 

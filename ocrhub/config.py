@@ -47,7 +47,7 @@ class OcrConfig:
     gpu_mem: int = 500
     enable_mkldnn: bool = True
     cpu_threads: int = 0
-    engine: str = "openvino"  # one of ENGINES, see ocrhub.predictor (enable_mkldnn=false: onednn → plain)
+    engine: str = "onednn"  # one of ENGINES, see ocrhub.predictor (enable_mkldnn=false makes onednn plain)
     # Detection (DB).
     det_limit_side_len: float = 960
     det_limit_type: str = "max"
@@ -186,7 +186,7 @@ def _check_choices(values: dict) -> None:
         raise ConfigError(f"det_limit_type must be 'max' or 'min', got {values['det_limit_type']!r}")
     if values.get("log_format", "text") not in ("text", "json"):
         raise ConfigError(f"log_format must be text or json, got {values['log_format']!r}")
-    if values.get("engine", ENGINES[0]) not in ENGINES:
+    if values.get("engine", OcrConfig.engine) not in ENGINES:
         raise ConfigError(f"engine must be one of {', '.join(ENGINES)}, got {values['engine']!r}")
     for key in ("rec_image_shape", "cls_image_shape"):
         if key in values and len(values[key].split(",")) != 3:

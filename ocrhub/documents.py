@@ -113,7 +113,7 @@ class Limits:
 
 
 def sniff(data: bytes) -> Literal["pdf", "image"] | None:
-    """"pdf", "image" (any format Pillow opens, from its header alone) or None."""
+    """ "pdf", "image" (any format Pillow opens, from its header alone) or None."""
     if b"%PDF-" in data[:_PDF_HEADER_WINDOW]:
         return "pdf"
     try:
@@ -125,8 +125,7 @@ def sniff(data: bytes) -> Literal["pdf", "image"] | None:
         return None
 
 
-def pdf_pages(data: bytes, options: Options, limits: Limits, ocr: Ocr,
-              deadline: float | None = None) -> Iterator[Page]:
+def pdf_pages(data: bytes, options: Options, limits: Limits, ocr: Ocr, deadline: float | None = None) -> Iterator[Page]:
     """The selected pages of a PDF, one at a time. Errors in the document, its page selection or the
     limits raise ``InputError`` here, before any page is read; a damaged page raises it when reached,
     and ``TimeBudgetError`` is raised between pages once ``time.monotonic()`` passes ``deadline``."""
@@ -145,6 +144,7 @@ def as_text(pages: Iterable[Page]) -> str:
 
 
 # Opening and selecting pages.
+
 
 def _open(data: bytes) -> pdfium.PdfDocument:
     if not data:
@@ -168,7 +168,7 @@ def _why_unopened(data: bytes) -> str:
 
 
 def _page_ranges(spec: str) -> list[tuple[int, int | None]]:
-    """"1-3,5,7-" → [(1, 3), (5, 5), (7, None)]; None runs to the last page."""
+    """ "1-3,5,7-" → [(1, 3), (5, 5), (7, None)]; None runs to the last page."""
     if not isinstance(spec, str):
         raise InputError(f"pages must be a string such as 1-3,5, got {type(spec).__name__}")
     ranges = [_page_range(item) for item in spec.split(",")] if spec.strip() else []
@@ -192,20 +192,26 @@ def _select(spec: str, page_count: int, max_pages: int) -> list[int]:
         raise InputError(f"pages={spec}: the document has {page_count} page{'s' * (page_count != 1)}")
     numbers = sorted({n for first, last in ranges for n in range(first, (last or page_count) + 1)})
     if max_pages and len(numbers) > max_pages:
-        raise InputError(f"too many pages: {len(numbers)} (limit {max_pages} per request, OCR_MAX_PAGES); "
-                         f"send a range at a time, e.g. pages=1-{max_pages}")
+        raise InputError(
+            f"too many pages: {len(numbers)} (limit {max_pages} per request, OCR_MAX_PAGES); "
+            f"send a range at a time, e.g. pages=1-{max_pages}"
+        )
     return numbers
 
 
 # Reading pages.
 
-def _read_pages(pdf: pdfium.PdfDocument, numbers: list[int], options: Options, limits: Limits, ocr: Ocr,
-                deadline: float | None) -> Iterator[Page]:
+
+def _read_pages(
+    pdf: pdfium.PdfDocument, numbers: list[int], options: Options, limits: Limits, ocr: Ocr, deadline: float | None
+) -> Iterator[Page]:
     try:
         for done, number in enumerate(numbers):
             if deadline is not None and time.monotonic() > deadline:
-                raise TimeBudgetError(f"request exceeded its time budget after {done} of {len(numbers)} "
-                                      f"pages (OCR_REQUEST_TIMEOUT); send fewer pages or a lower dpi")
+                raise TimeBudgetError(
+                    f"request exceeded its time budget after {done} of {len(numbers)} "
+                    f"pages (OCR_REQUEST_TIMEOUT); send fewer pages or a lower dpi"
+                )
             yield _read_page(pdf, number, options, limits, ocr)
     finally:
         pdf.close()
@@ -226,8 +232,10 @@ def _load_page(pdf: pdfium.PdfDocument, number: int) -> pdfium.PdfPage:
     """The page with its annotations and filled-in form fields merged into its content, so that its text
     layer has them as its render does (pdfium shows a flattened page only when it is loaded again)."""
     page = pdf[number - 1]
-    if (pdfium_c.FPDFPage_GetAnnotCount(page) > 0 and
-            pdfium_c.FPDFPage_Flatten(page, pdfium_c.FLAT_NORMALDISPLAY) == pdfium_c.FLATTEN_SUCCESS):
+    if (
+        pdfium_c.FPDFPage_GetAnnotCount(page) > 0
+        and pdfium_c.FPDFPage_Flatten(page, pdfium_c.FLAT_NORMALDISPLAY) == pdfium_c.FLATTEN_SUCCESS
+    ):
         page.close()
         page = pdf[number - 1]
     return page
@@ -276,6 +284,7 @@ def _render(page: pdfium.PdfPage, dpi: int, size: tuple[int, int]) -> np.ndarray
 
 
 # The text layer.
+
 
 def _has_text_layer(lines: list[Line]) -> bool:
     return sum(len(line["text"].replace(" ", "")) for line in lines) >= MIN_TEXT_CHARS

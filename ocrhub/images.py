@@ -63,8 +63,7 @@ def read_request(images, limits: Limits) -> list[EncodedImage]:
     if not images:
         raise InputError(f"'images' is empty: {USAGE}")
     if limits.max_images and len(images) > limits.max_images:
-        raise InputError(f"too many images: {len(images)} (limit {limits.max_images} per request, "
-                         f"OCR_MAX_IMAGES)")
+        raise InputError(f"too many images: {len(images)} (limit {limits.max_images} per request, OCR_MAX_IMAGES)")
     checked = [read_base64(item, index, limits.max_image_pixels) for index, item in enumerate(images)]
     check_request_pixels(checked, limits.max_request_pixels)
     return checked
@@ -73,8 +72,10 @@ def read_request(images, limits: Limits) -> list[EncodedImage]:
 def check_request_pixels(images: list[EncodedImage], limit: int) -> None:
     total = sum(image.pixels for image in images)
     if limit and total > limit:
-        raise InputError(f"too many pixels in one request: {total} in {len(images)} images (limit {limit}, "
-                         f"OCR_MAX_REQUEST_PIXELS); send the images in several requests")
+        raise InputError(
+            f"too many pixels in one request: {total} in {len(images)} images (limit {limit}, "
+            f"OCR_MAX_REQUEST_PIXELS); send the images in several requests"
+        )
 
 
 def read_base64(item, index: int, max_pixels: int) -> EncodedImage:
@@ -87,8 +88,7 @@ def read_file(data: bytes, index: int, max_pixels: int) -> EncodedImage:
     """An image file's bytes, checked from its header alone."""
     width, height, has_alpha = _header(data, index)
     if max_pixels and width * height > max_pixels:
-        raise InputError(f"image {index}: image too large: {width}×{height} "
-                         f"(limit {max_pixels} pixels, OCR_MAX_IMAGE_PIXELS)")
+        raise InputError(f"image {index}: image too large: {width}×{height} (limit {max_pixels} pixels, OCR_MAX_IMAGE_PIXELS)")
     return EncodedImage(data, index, width, height, has_alpha)
 
 

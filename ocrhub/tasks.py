@@ -17,8 +17,8 @@ and the HTTP front can use it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -52,9 +52,18 @@ class Task:
     summary: str
 
 
-TASKS = {task.module: task for task in (
-    Task("ocr_system", ("det", "cls", "rec"), True, _system, "det → cls → rec: text, confidence and box of every line"),
-    Task("ocr_det", ("det",), True, _det, "text detection (DB): the box of every line"),
-    Task("ocr_cls", ("cls",), False, _cls, "direction (0 or 180 degrees) of each line image"),
-    Task("ocr_rec", ("rec",), False, _rec, "text recognition (CTC) of each line image"),
-)}
+TASKS = {
+    task.module: task
+    for task in (
+        Task(
+            "ocr_system",
+            ("det", "cls", "rec"),
+            True,
+            _system,
+            "det → cls → rec: text, confidence and box of every line",
+        ),
+        Task("ocr_det", ("det",), True, _det, "text detection (DB): the box of every line"),
+        Task("ocr_cls", ("cls",), False, _cls, "direction (0 or 180 degrees) of each line image"),
+        Task("ocr_rec", ("rec",), False, _rec, "text recognition (CTC) of each line image"),
+    )
+}

@@ -59,6 +59,7 @@ def numbers(text: str) -> list[int]:
 
 # --------------------------------------------------------------------------------------- measurements
 
+
 def bench_inproc(args, paths: list[Path], workdir: Path) -> dict:
     """Every engine × threads in its own process, then each engine's machine limit."""
     cores, runs, limits = len(os.sched_getaffinity(0)), [], {}
@@ -66,8 +67,7 @@ def bench_inproc(args, paths: list[Path], workdir: Path) -> dict:
         for engine in args.engines:
             for threads in args.threads:
                 bar.set_postfix_str(f"{engine}, {threads} thread(s)")
-                run = inproc.measure(paths, engine=engine, threads=threads, rounds=args.rounds,
-                                     data_dir=workdir)
+                run = inproc.measure(paths, engine=engine, threads=threads, rounds=args.rounds, data_dir=workdir)
                 runs.append({**run, "engine": engine, "threads": threads})
                 bar.update()
                 if "skipped" in run:  # the config rejects the engine, whatever the threads
@@ -83,8 +83,7 @@ def bench_inproc(args, paths: list[Path], workdir: Path) -> dict:
 
 def machine_limit(args, paths: list[Path], workdir: Path, engine: str, processes: int) -> dict | None:
     """One 1-thread process per core, timed over the same span: the sum of their images/s."""
-    runs = inproc.measure_parallel(processes, paths, engine=engine, threads=1, rounds=args.rounds,
-                                   data_dir=workdir / "parallel")
+    runs = inproc.measure_parallel(processes, paths, engine=engine, threads=1, rounds=args.rounds, data_dir=workdir / "parallel")
     if not all("passes" in run for run in runs):
         note(f"machine limit of {engine}: skipped ({[run.get('skipped') for run in runs]})")
         return None
@@ -94,9 +93,13 @@ def machine_limit(args, paths: list[Path], workdir: Path, engine: str, processes
 def bench_http(args, images: list[photos.Photo], workdir: Path) -> dict:
     """Each server in turn: started cold, warmed on every image, then loaded at each concurrency."""
     (workdir / "ours").mkdir()
-    starts = {"ours": (lambda: Server.production(workdir / "ours"), workdir / "ours" / "server.log"),
-              "stock": (lambda: Server.hub_serving(install_modules(workdir / "hub_home"), workdir,
-                                                   OCR_ENGINE=REFERENCE), workdir / "hub_serving.log")}
+    starts = {
+        "ours": (lambda: Server.production(workdir / "ours"), workdir / "ours" / "server.log"),
+        "stock": (
+            lambda: Server.hub_serving(install_modules(workdir / "hub_home"), workdir, OCR_ENGINE=REFERENCE),
+            workdir / "hub_serving.log",
+        ),
+    }
     results = {}
     for key, (start, log) in starts.items():
         note(f"starting {SERVERS[key]}...")
@@ -123,16 +126,28 @@ def bench_server(server: Server, label: str, images: list[photos.Photo], args) -
     with RssSampler(server.process.pid, interval=0.5) as rss:
         for concurrency in args.concurrency:
             with progress(args.requests_per_level, f"{label}, c={concurrency}") as bar:
-                load = run_load(server.url, "ocr_system", body, concurrency=concurrency,
-                                max_requests=args.requests_per_level, on_answer=lambda _: bar.update())
+                load = run_load(
+                    server.url,
+                    "ocr_system",
+                    body,
+                    concurrency=concurrency,
+                    max_requests=args.requests_per_level,
+                    on_answer=lambda _: bar.update(),
+                )
             levels.append({**load.summary(), "latencies": load.latencies})
             for index, lines in load.texts().items():
                 texts[index % len(images)] = texts[index % len(images)] or lines
-    return {"ready_s": server.ready_seconds, "workers": workers, "levels": levels, "texts": texts,
-            "peak_rss_mb": rss.peak_mb}
+    return {
+        "ready_s": server.ready_seconds,
+        "workers": workers,
+        "levels": levels,
+        "texts": texts,
+        "peak_rss_mb": rss.peak_mb,
+    }
 
 
 # ------------------------------------------------------------------------------------------- analysis
+
 
 def run_label(run: dict) -> str:
     return f"{run['engine']}, {run['threads']} thread(s)"
@@ -153,8 +168,7 @@ def ratio(numerator: float | None, denominator: float | None) -> float | None:
 
 def ratios(res: dict) -> list[tuple[str, float | None]]:
     ours_c1_s = ratio(1, rate(res, "ours", 1))
-    rows = [(f"ocrhub-serve ÷ stock, images/s at c={c}", ratio(rate(res, "ours", c), rate(res, "stock", c)))
-            for c in (1, 4)]
+    rows = [(f"ocrhub-serve ÷ stock, images/s at c={c}", ratio(rate(res, "ours", c), rate(res, "stock", c))) for c in (1, 4)]
     best = max(measured_runs(res), key=inproc.images_per_s, default=None)
     best_s = ratio(1, inproc.images_per_s(best)) if best else None
     if best:
@@ -163,12 +177,18 @@ def ratios(res: dict) -> list[tuple[str, float | None]]:
     engine = OcrConfig.engine  # the server's default
     limit = res.get("inproc", {}).get("limits", {}).get(engine)
     if limit:
-        rows.append((f"ocrhub-serve c=4 images/s ÷ machine limit ({engine}, {limit['processes']} × 1 thread)",
-                     ratio(rate(res, "ours", 4), limit["images_per_s"])))
+        rows.append(
+            (
+                f"ocrhub-serve c=4 images/s ÷ machine limit ({engine}, {limit['processes']} × 1 thread)",
+                ratio(rate(res, "ours", 4), limit["images_per_s"]),
+            )
+        )
     if "passes" in res.get("rapidocr", {}):
         rapid_s = ratio(1, inproc.images_per_s(res["rapidocr"]))
-        rows += [("RapidOCR s/image ÷ ocrhub-serve c=1 s/image", ratio(rapid_s, ours_c1_s)),
-                 ("RapidOCR s/image ÷ best in-process s/image", ratio(rapid_s, best_s))]
+        rows += [
+            ("RapidOCR s/image ÷ ocrhub-serve c=1 s/image", ratio(rapid_s, ours_c1_s)),
+            ("RapidOCR s/image ÷ best in-process s/image", ratio(rapid_s, best_s)),
+        ]
     return rows
 
 
@@ -189,10 +209,15 @@ TIMING = ["s/pass: median (min–max)", "s/image", "load s", "peak RSS MB"]
 
 def render(res: dict) -> str:
     after = " ".join(map(str, res["load_after"]))
-    header = ["# ocrhub benchmark", "", f"- command: `{res['command']}` ({res['started']})",
-              f"- git: {res['git']}", f"- machine: {report.describe_machine(res['machine'])}; after: {after}",
-              f"- images: {len(res['images'])} ({', '.join(res['images'])})",
-              f"- in-process: {res['rounds']} timed pass(es) after a warm-up pass"]
+    header = [
+        "# ocrhub benchmark",
+        "",
+        f"- command: `{res['command']}` ({res['started']})",
+        f"- git: {res['git']}",
+        f"- machine: {report.describe_machine(res['machine'])}; after: {after}",
+        f"- images: {len(res['images'])} ({', '.join(res['images'])})",
+        f"- in-process: {res['rounds']} timed pass(es) after a warm-up pass",
+    ]
     sections = [inproc_section(res), texts_section(res), http_section(res)]
     rows = [[label, value] for label, value in ratios(res) if value is not None]
     sections.append(["## Ratios", "", report.table(["ratio", "value"], rows)] if rows else [])
@@ -203,20 +228,35 @@ def timing_row(label: str, run: dict) -> list:
     if "passes" not in run:
         return [label, f"skipped: {run['skipped']}", None, None, None]
     per_pass = inproc.seconds_per_pass(run)
-    return [label, f"{per_pass['median']:.2f} ({per_pass['min']:.2f}–{per_pass['max']:.2f})",
-            per_pass["median"] / len(run["passes"][0]), run["load_s"], run["peak_rss_mb"]]
+    return [
+        label,
+        f"{per_pass['median']:.2f} ({per_pass['min']:.2f}–{per_pass['max']:.2f})",
+        per_pass["median"] / len(run["passes"][0]),
+        run["load_s"],
+        run["peak_rss_mb"],
+    ]
 
 
 def inproc_section(res: dict) -> list[str]:
     rows = [timing_row(run_label(run), run) for run in res.get("inproc", {}).get("runs", [])]
     if "rapidocr" in res:
         rows.append(timing_row(res["rapidocr"].get("engine", "RapidOCR") + ", its defaults", res["rapidocr"]))
-    limits = [[engine, limit["processes"], limit["images_per_s"]]
-              for engine, limit in res.get("inproc", {}).get("limits", {}).items()]
-    return [] if not rows else [
-        "## In-process `ocr_system`, one process per row", "", report.table(["engine", *TIMING], rows),
-        "", "Machine limit: one 1-thread process per core at once (the sum of their images/s).", "",
-        report.table(["engine", "processes", "images/s"], limits)]
+    limits = [
+        [engine, limit["processes"], limit["images_per_s"]] for engine, limit in res.get("inproc", {}).get("limits", {}).items()
+    ]
+    return (
+        []
+        if not rows
+        else [
+            "## In-process `ocr_system`, one process per row",
+            "",
+            report.table(["engine", *TIMING], rows),
+            "",
+            "Machine limit: one 1-thread process per core at once (the sum of their images/s).",
+            "",
+            report.table(["engine", "processes", "images/s"], limits),
+        ]
+    )
 
 
 def texts_section(res: dict) -> list[str]:
@@ -228,21 +268,34 @@ def texts_section(res: dict) -> list[str]:
     for label in others:
         identical, total, same_images = report.line_agreement(sources[label], sources[reference])
         rows.append([label, f"{identical}/{total}", f"{same_images}/{len(res['images'])}"])
-    return [f"## Texts, line by line, against {reference}", "",
-            report.table(["run", "lines identical", "images identical"], rows)]
+    return [
+        f"## Texts, line by line, against {reference}",
+        "",
+        report.table(["run", "lines identical", "images identical"], rows),
+    ]
 
 
 def http_section(res: dict) -> list[str]:
     http = res.get("http", {})
-    rows = [[SERVERS[key], lv["concurrency"], lv["images_per_s"], ms(lv["p50_s"]), ms(lv["p95_s"]),
-             lv["errors"]] for key, server in http.items() for lv in server.get("levels", [])]
-    starts = [[SERVERS[key], s.get("ready_s"), s.get("workers"), s.get("peak_rss_mb"), s.get("skipped", "")]
-              for key, s in http.items()]
-    return [] if not http else [
-        "## HTTP `/predict/ocr_system`, one image per request", "",
-        report.table(["server", "clients", "images/s", "p50 ms", "p95 ms", "errors"], rows), "",
-        report.table(["server", "cold start: launch → workers ready, s", "workers", "peak RSS MB", "skipped"],
-                     starts)]
+    rows = [
+        [SERVERS[key], lv["concurrency"], lv["images_per_s"], ms(lv["p50_s"]), ms(lv["p95_s"]), lv["errors"]]
+        for key, server in http.items()
+        for lv in server.get("levels", [])
+    ]
+    starts = [
+        [SERVERS[key], s.get("ready_s"), s.get("workers"), s.get("peak_rss_mb"), s.get("skipped", "")] for key, s in http.items()
+    ]
+    return (
+        []
+        if not http
+        else [
+            "## HTTP `/predict/ocr_system`, one image per request",
+            "",
+            report.table(["server", "clients", "images/s", "p50 ms", "p95 ms", "errors"], rows),
+            "",
+            report.table(["server", "cold start: launch → workers ready, s", "workers", "peak RSS MB", "skipped"], starts),
+        ]
+    )
 
 
 def ms(seconds: float | None) -> float | None:
@@ -250,8 +303,10 @@ def ms(seconds: float | None) -> float | None:
 
 
 def chart(res: dict, path: Path) -> None:
-    series = {SERVERS[key]: [(lv["concurrency"], lv["images_per_s"]) for lv in server.get("levels", [])]
-              for key, server in res.get("http", {}).items()}
+    series = {
+        SERVERS[key]: [(lv["concurrency"], lv["images_per_s"]) for lv in server.get("levels", [])]
+        for key, server in res.get("http", {}).items()
+    }
     limit = res.get("inproc", {}).get("limits", {}).get(OcrConfig.engine)
     lines = {f"machine limit ({OcrConfig.engine})": limit["images_per_s"]} if limit else {}
     if not report.throughput_chart(series, lines, "/predict/ocr_system", path):
@@ -260,11 +315,17 @@ def chart(res: dict, path: Path) -> None:
 
 # ----------------------------------------------------------------------------------------------- main
 
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--images", type=Path, default=SHARED_PHOTOS if SHARED_PHOTOS.is_dir() else None,
-                        help="a folder of photos (default: ../shared/images when present)")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], epilog=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--images",
+        type=Path,
+        default=SHARED_PHOTOS if SHARED_PHOTOS.is_dir() else None,
+        help="a folder of photos (default: ../shared/images when present)",
+    )
     parser.add_argument("--limit", type=int, help="only the first N images")
     parser.add_argument("--only", default=",".join(PARTS), help="parts to run, of: " + ",".join(PARTS))
     parser.add_argument("--engines", default=",".join(ENGINES), help="OCR_ENGINE values (inproc)")
@@ -288,19 +349,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     images = photos.photos_and_pages(args.images)
-    images = images[:args.limit] if args.limit else images
-    res = {"command": shlex.join(["scripts/bench.py", *(sys.argv[1:] if argv is None else argv)]),
-           "git": report.git_revision(ROOT), "machine": report.machine(), "images": [p.name for p in images],
-           "rounds": args.rounds, "started": time.strftime("%Y-%m-%d %H:%M")}
+    images = images[: args.limit] if args.limit else images
+    res = {
+        "command": shlex.join(["scripts/bench.py", *(sys.argv[1:] if argv is None else argv)]),
+        "git": report.git_revision(ROOT),
+        "machine": report.machine(),
+        "images": [p.name for p in images],
+        "rounds": args.rounds,
+        "started": time.strftime("%Y-%m-%d %H:%M"),
+    }
     with tempfile.TemporaryDirectory(prefix="ocrhub-bench-") as tmp:
         workdir = Path(tmp)
         paths = photos.save(images, workdir / "images")  # the files every measuring process reads
         if "inproc" in args.only:
             res["inproc"] = bench_inproc(args, paths, workdir / "inproc")
         if "rapidocr" in args.only and args.rapidocr_python:
-            res["rapidocr"] = (rapidocr.measure(args.rapidocr_python, paths, args.rounds)
-                               if rapidocr.available(args.rapidocr_python)
-                               else {"skipped": f"no rapidocr_onnxruntime in {args.rapidocr_python}"})
+            res["rapidocr"] = (
+                rapidocr.measure(args.rapidocr_python, paths, args.rounds)
+                if rapidocr.available(args.rapidocr_python)
+                else {"skipped": f"no rapidocr_onnxruntime in {args.rapidocr_python}"}
+            )
         if "http" in args.only:
             res["http"] = bench_http(args, images, workdir)
     res["load_after"] = [round(value, 2) for value in os.getloadavg()]

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Fetch a model set into inference/ (or OCR_INFERENCE_DIR / --dir), verifying checksums.
 
-    python scripts/fetch_models.py                 # the default PP-OCRv4 mobile set, offline
-    python scripts/fetch_models.py --set server    # PP-OCRv4 server det/rec: needs internet
+python scripts/fetch_models.py                 # the default PP-OCRv4 mobile set, offline
+python scripts/fetch_models.py --set server    # PP-OCRv4 server det/rec: needs internet
 """
 
 import argparse
@@ -17,8 +17,7 @@ from ocrhub.errors import ConfigError
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--set", default=os.environ.get("OCR_MODEL_SET", "mobile"), choices=sorted(models.MODEL_SETS))
-    parser.add_argument("--dir", type=Path,
-                        default=Path(os.environ.get("OCR_INFERENCE_DIR") or models.DEFAULT_INFERENCE_DIR))
+    parser.add_argument("--dir", type=Path, default=Path(os.environ.get("OCR_INFERENCE_DIR") or models.DEFAULT_INFERENCE_DIR))
     args = parser.parse_args()
     try:
         models.fetch(args.set, args.dir.resolve())

@@ -55,8 +55,11 @@ def listening_pid(url: str) -> int | None:
     """The process listening on the URL's port (the server's front), when this user may see it."""
     port = urlsplit(url).port or 80
     try:
-        pids = {c.pid for c in psutil.net_connections("tcp") if c.status == psutil.CONN_LISTEN
-                and c.laddr and c.laddr.port == port and c.pid}
+        pids = {
+            c.pid
+            for c in psutil.net_connections("tcp")
+            if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port and c.pid
+        }
     except psutil.AccessDenied:
         return None
     return min(pids, default=None)  # a parent before its children
@@ -68,27 +71,54 @@ def worker_pids(pid: int) -> list[int]:
     return sorted(c.pid for c in children if "resource_tracker" not in " ".join(c.cmdline()))
 
 
-def run_soak(url: str, body, *, clients: int, seconds: float | None = None, max_requests: int | None = None,
-             pid: int | None = None, sample_every: float = 5.0, warmup: float = 0.2, on_answer=None) -> dict:
+def run_soak(
+    url: str,
+    body,
+    *,
+    clients: int,
+    seconds: float | None = None,
+    max_requests: int | None = None,
+    pid: int | None = None,
+    sample_every: float = 5.0,
+    warmup: float = 0.2,
+    on_answer=None,
+) -> dict:
     """``clients`` threads post ``body(i)`` to /predict/ocr_system; the measurements, JSON-able."""
     url = check_loopback(url)
     workers_before, first = (worker_pids(pid), tree_rss_mb(pid)) if pid else ([], {})
     with RssSampler(pid, sample_every) if pid else contextlib.nullcontext() as sampler:
-        load = run_load(url, "ocr_system", body, concurrency=clients, max_requests=max_requests,
-                        seconds=seconds, on_answer=on_answer)
+        load = run_load(
+            url,
+            "ocr_system",
+            body,
+            concurrency=clients,
+            max_requests=max_requests,
+            seconds=seconds,
+            on_answer=on_answer,
+        )
     samples = rss.records(sampler.samples, first) if pid else []
-    return {"url": url, "clients": clients, **load.summary(),
-            "requests_per_s": len(load.answers) / load.wall_s, "pid": pid, "workers_before": workers_before,
-            "workers_after": worker_pids(pid) if pid else [], "rss_samples": samples,
-            "rss": rss.growth(samples, warmup * load.wall_s) if samples else None}
+    return {
+        "url": url,
+        "clients": clients,
+        **load.summary(),
+        "requests_per_s": len(load.answers) / load.wall_s,
+        "pid": pid,
+        "workers_before": workers_before,
+        "workers_after": worker_pids(pid) if pid else [],
+        "rss_samples": samples,
+        "rss": rss.growth(samples, warmup * load.wall_s) if samples else None,
+    }
 
 
 def format_report(result: dict) -> str:
     latency = [f"{q} {result[f'{q}_s']:.2f} s" for q in ("p50", "p95", "p99", "max") if result[f"{q}_s"]]
-    lines = [f"soak: {result['clients']} clients, {result['wall_s']:.0f} s, POST {result['url']}/predict/...",
-             f"requests    {result['requests']} ({result.get('images', 'one image each')})",
-             f"throughput  {result['images_per_s']:.2f} images/s, {result['requests_per_s']:.2f} requests/s",
-             f"latency     {', '.join(latency)}", f"errors      {result['errors']}"]
+    lines = [
+        f"soak: {result['clients']} clients, {result['wall_s']:.0f} s, POST {result['url']}/predict/...",
+        f"requests    {result['requests']} ({result.get('images', 'one image each')})",
+        f"throughput  {result['images_per_s']:.2f} images/s, {result['requests_per_s']:.2f} requests/s",
+        f"latency     {', '.join(latency)}",
+        f"errors      {result['errors']}",
+    ]
     lines += [f"  {count} × {kind}" for kind, count in result["error_kinds"].items()]
     if result["pid"]:
         changed = "" if result["workers_before"] == result["workers_after"] else "  (CHANGED)"
@@ -96,9 +126,11 @@ def format_report(result: dict) -> str:
     if not result["rss"]:
         return "\n".join([*lines, "RSS: not sampled (server process not found; give --pid)"])
     growth = result["rss"]
-    summary = (f"RSS growth after warm-up (t ≥ {growth['warmup_t']:.0f} s): "
-               f"{growth['growth_after_warmup_mb']:+.1f} MB ({growth['after_warmup_mb']:.1f} -> "
-               f"{growth['last_mb']:.1f} MB; max {growth['max_mb']:.1f} MB)")
+    summary = (
+        f"RSS growth after warm-up (t ≥ {growth['warmup_t']:.0f} s): "
+        f"{growth['growth_after_warmup_mb']:+.1f} MB ({growth['after_warmup_mb']:.1f} -> "
+        f"{growth['last_mb']:.1f} MB; max {growth['max_mb']:.1f} MB)"
+    )
     return "\n".join([*lines, "", *rss.table(result["rss_samples"]), summary])
 
 
@@ -124,15 +156,18 @@ def image_source(args) -> tuple:
     images = photos.photos_and_pages(args.images)
     if args.distinct_sizes:
         variants = photos.DistinctSizes(images, args.distinct_sizes)
-        return (lambda i: image_body(variants[i % len(variants)]),
-                f"{len(variants)} distinct sizes of {len(images)} images, in turn")
+        return (
+            lambda i: image_body(variants[i % len(variants)]),
+            f"{len(variants)} distinct sizes of {len(images)} images, in turn",
+        )
     bodies = [image_body(image) for image in images]
     return (lambda i: bodies[i % len(bodies)]), f"{len(images)} images in turn"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], epilog=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--url", default="http://127.0.0.1:9000", help="a running server, loopback only")
     where.add_argument("--start", action="store_true", help="start ocrhub-serve on a free port for the soak")
@@ -163,20 +198,29 @@ def main(argv: list[str] | None = None) -> int:
 
     def soak(url: str, pid: int | None) -> dict:
         with tqdm(total=args.requests, desc="soak", disable=not sys.stderr.isatty()) as bar:
-            return run_soak(url, body, clients=args.clients, seconds=args.seconds, max_requests=args.requests,
-                            pid=pid, sample_every=args.sample_every, warmup=args.warmup,
-                            on_answer=lambda _: bar.update())
+            return run_soak(
+                url,
+                body,
+                clients=args.clients,
+                seconds=args.seconds,
+                max_requests=args.requests,
+                pid=pid,
+                sample_every=args.sample_every,
+                warmup=args.warmup,
+                on_answer=lambda _: bar.update(),
+            )
 
     if args.start:
         env = dict(item.split("=", 1) for item in args.env)
-        with (tempfile.TemporaryDirectory(prefix="ocrhub-soak-") as data_dir,
-              start_server(Path(data_dir), env) as server):
+        with (
+            tempfile.TemporaryDirectory(prefix="ocrhub-soak-") as data_dir,
+            start_server(Path(data_dir), env) as server,
+        ):
             result = soak(server.url, server.process.pid)
     else:
         check_ready(args.url)
         result = soak(args.url, args.pid or listening_pid(args.url))
-    result |= {"images": sent, "command": " ".join(["scripts/soak.py", *(argv or sys.argv[1:])]),
-               "machine": machine}
+    result |= {"images": sent, "command": " ".join(["scripts/soak.py", *(argv or sys.argv[1:])]), "machine": machine}
     print(format_report(result) + f"\nmachine: {report.describe_machine(result['machine'])}")
     if args.csv:
         rss.write_csv(result["rss_samples"], args.csv)

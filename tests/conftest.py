@@ -44,10 +44,16 @@ def b64(image: np.ndarray, ext: str = ".png") -> str:
 def server(tmp_path_factory):
     """One production server for the session: 2 workers, small limits and short client deadlines so the
     tests can reach them."""
-    instance = Server.production(tmp_path_factory.mktemp("server"), OCR_WORKERS="2",
-                                 OCR_MAX_BODY_BYTES=str(4 * 1024 * 1024), OCR_MAX_IMAGES="8",
-                                 OCR_MAX_IMAGE_PIXELS="20000000", OCR_MAX_REQUEST_PIXELS="30000000",
-                                 OCR_HEADER_TIMEOUT="3", OCR_BODY_TIMEOUT="6")
+    instance = Server.production(
+        tmp_path_factory.mktemp("server"),
+        OCR_WORKERS="2",
+        OCR_MAX_BODY_BYTES=str(4 * 1024 * 1024),
+        OCR_MAX_IMAGES="8",
+        OCR_MAX_IMAGE_PIXELS="20000000",
+        OCR_MAX_REQUEST_PIXELS="30000000",
+        OCR_HEADER_TIMEOUT="3",
+        OCR_BODY_TIMEOUT="6",
+    )
     yield instance
     instance.stop()
 
@@ -77,8 +83,13 @@ def hub_home(tmp_path_factory):
     """A private PaddleHub home with the four modules installed by `hub install`, as a user does."""
     home = tmp_path_factory.mktemp("hub_home")
     env = {**os.environ, "HUB_HOME": str(home)}
-    subprocess.run([BIN / "hub", "install", *[ROOT / "modules" / m for m in MODULES]],
-                   env=env, check=True, capture_output=True, cwd="/")
+    subprocess.run(
+        [BIN / "hub", "install", *[ROOT / "modules" / m for m in MODULES]],
+        env=env,
+        check=True,
+        capture_output=True,
+        cwd="/",
+    )
     return home
 
 

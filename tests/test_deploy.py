@@ -51,7 +51,9 @@ def env_of(container: dict) -> dict[str, str]:
 @pytest.mark.parametrize("version", K8S_VERSIONS)
 @pytest.mark.parametrize("path", MANIFESTS, ids=lambda p: p.name)
 def test_manifest_matches_kubernetes_schema(path, version):
-    assert kubernetes_validate, "kubernetes-validate is missing (pinned in requirements-dev.txt): pip install --no-deps -r requirements-dev.txt"
+    assert kubernetes_validate, (
+        "kubernetes-validate is missing (pinned in requirements-dev.txt): pip install --no-deps -r requirements-dev.txt"
+    )
     docs = load_all(path)
     assert docs, path
     for doc in docs:
@@ -110,8 +112,11 @@ def test_deployment_probes_security_and_config():
     assert pod["terminationGracePeriodSeconds"] > float(env["OCR_GRACEFUL_TIMEOUT"]) + 5
 
     assert hpa["apiVersion"] == "autoscaling/v2"
-    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment",
-                                             "name": deployment["metadata"]["name"]}
+    assert hpa["spec"]["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": deployment["metadata"]["name"],
+    }
     assert hpa["spec"]["metrics"][0]["resource"]["name"] == "cpu"
     assert hpa["spec"]["minReplicas"] <= deployment["spec"]["replicas"] <= hpa["spec"]["maxReplicas"]
 
@@ -171,8 +176,8 @@ def test_dockerfile_contract():
     assert "pip install --no-deps --no-compile --no-build-isolation -e ." in runs
     assert "scripts/fetch_models.py" in runs
     assert all(f"/app/modules/{name}" in runs for name in ("ocr_system", "ocr_det", "ocr_cls", "ocr_rec"))
-    final = kinds[len(kinds) - 1 - kinds[::-1].index("FROM"):]  # the last stage's instructions
-    last_stage = instructions[len(instructions) - len(final):]
+    final = kinds[len(kinds) - 1 - kinds[::-1].index("FROM") :]  # the last stage's instructions
+    last_stage = instructions[len(instructions) - len(final) :]
     user = [arg for kind, arg in last_stage if kind == "USER"]
     assert user and user[-1].split(":")[0] == str(UID)
     assert ("EXPOSE", str(PORT)) in last_stage
@@ -186,8 +191,9 @@ def test_dockerfile_contract():
 
 
 def test_dockerignore_keeps_the_context_small():
-    ignored = {line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()
-               if line.strip() and not line.startswith("#")}
+    ignored = {
+        line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines() if line.strip() and not line.startswith("#")
+    }
     assert {".git", ".venv", "inference", "**/__pycache__"} <= ignored
     copied = {arg.split()[0] for kind, arg in dockerfile_instructions() if kind == "COPY" and not arg.startswith("--")}
     assert not copied & ignored, "the Dockerfile copies an ignored path"

@@ -29,17 +29,20 @@ SENTENCES = ["Invoice 2026-0042 for Example GmbH", "Total amount due: 1,234.56 E
 
 # Building PDFs.
 
+
 def text(*lines: str, x: float = 72, top: float = 720, size: float = 12, step: float = 20):
     def draw(canvas: Canvas) -> None:
         canvas.setFont("Helvetica", size)
         for index, line in enumerate(lines):
             canvas.drawString(x, top - index * step, line)
+
     return draw
 
 
 def picture(image: Image.Image):
     def draw(canvas: Canvas) -> None:
         canvas.drawImage(ImageReader(image), 0, 0, *LETTER)  # the whole page, stored losslessly
+
     return draw
 
 
@@ -47,6 +50,7 @@ def together(*draws):
     def draw(canvas: Canvas) -> None:
         for each in draws:
             each(canvas)
+
     return draw
 
 
@@ -85,6 +89,7 @@ def scan(*words: str) -> Image.Image:
 
 # Looking at page images.
 
+
 def ink_box(image: np.ndarray) -> tuple[int, int, int, int] | None:
     """(left, top, right, bottom) around every dark pixel, right/bottom exclusive; None on a blank page."""
     gray = np.minimum(np.minimum(image[..., 0], image[..., 1]), image[..., 2]) if image.ndim == 3 else image
@@ -117,8 +122,12 @@ def rect(line: dict) -> tuple[int, int, int, int]:
 
 
 def inside(inner, outer, slack: int = 2) -> bool:
-    return (inner[0] >= outer[0] - slack and inner[1] >= outer[1] - slack
-            and inner[2] <= outer[2] + slack and inner[3] <= outer[3] + slack)
+    return (
+        inner[0] >= outer[0] - slack
+        and inner[1] >= outer[1] - slack
+        and inner[2] <= outer[2] + slack
+        and inner[3] <= outer[3] + slack
+    )
 
 
 def read(data: bytes, limits: Limits | None = None, finder=None, deadline=None, **options) -> list[dict]:
@@ -127,11 +136,17 @@ def read(data: bytes, limits: Limits | None = None, finder=None, deadline=None, 
 
 # Text layer.
 
+
 def test_text_layer_lines_are_the_drawn_text_in_reading_order():
     data = build(together(text(*SENTENCES), text("Page 1 of 1", x=450, top=720)))
     [page] = read(data)
     assert {key: page[key] for key in ("page", "source", "dpi", "width", "height")} == {
-        "page": 1, "source": "text-layer", "dpi": 200, "width": 1700, "height": 2200}
+        "page": 1,
+        "source": "text-layer",
+        "dpi": 200,
+        "width": 1700,
+        "height": 2200,
+    }
     # A cell far right on the same baseline is a line of its own, read after its left neighbour.
     assert [line["text"] for line in page["lines"]] == [SENTENCES[0], "Page 1 of 1", *SENTENCES[1:]]
     assert all(line["confidence"] == 1.0 for line in page["lines"])
@@ -175,14 +190,27 @@ def test_a_hyphen_ending_a_line_is_kept_and_ends_the_line():
     """pdfium joins a hyphenated word across lines; the lines are split again where they were drawn."""
     [page] = read(build(text("A sentence split by a hyphen-", "ation at the end of its line", "Re-", "start")))
     assert [line["text"] for line in page["lines"]] == [
-        "A sentence split by a hyphen-", "ation at the end of its line", "Re-", "start"]
+        "A sentence split by a hyphen-",
+        "ation at the end of its line",
+        "Re-",
+        "start",
+    ]
 
 
 def test_filled_in_form_fields_are_in_the_text_layer():
     def form(canvas: Canvas) -> None:
         text(*SENTENCES)(canvas)
-        canvas.acroForm.textfield(name="customer", value="Filled-in customer name", x=72, y=500, width=300,
-                                  height=24, borderWidth=0, fontSize=12)
+        canvas.acroForm.textfield(
+            name="customer",
+            value="Filled-in customer name",
+            x=72,
+            y=500,
+            width=300,
+            height=24,
+            borderWidth=0,
+            fontSize=12,
+        )
+
     [page] = read(build(form))
     assert [line["text"] for line in page["lines"]] == [*SENTENCES, "Filled-in customer name"]
     left, top, right, bottom = rect(page["lines"][-1])
@@ -194,6 +222,7 @@ def test_sideways_text_keeps_its_lines():
         canvas.translate(300, 100)
         canvas.rotate(90)
         text("A table heading turned sideways", x=0, top=0)(canvas)
+
     [page] = read(build(sideways), ocr="never")
     [line] = page["lines"]
     left, top, right, bottom = rect(line)
@@ -201,6 +230,7 @@ def test_sideways_text_keeps_its_lines():
 
 
 # Pages without text: rendered for OCR.
+
 
 def test_scanned_page_is_rendered_at_the_dpi_for_ocr():
     image = scan("Scanned words", "on a page")
@@ -217,6 +247,7 @@ def test_page_images_for_ocr_are_bgr():
     def red_square(canvas: Canvas) -> None:
         canvas.setFillColorRGB(1, 0, 0)
         canvas.rect(72, 72, 72, 72, stroke=0, fill=1)
+
     images = []
     read(build(red_square), finder=lambda image: images.append(image.copy()) or [])
     assert images[0].dtype == np.uint8 and images[0][1900, 300].tolist() == [0, 0, 255]  # 1 in from the bottom-left
@@ -251,8 +282,11 @@ def test_a_page_too_large_to_render_is_rendered_at_a_lower_dpi():
 
 # Page selection and limits.
 
-@pytest.mark.parametrize("pages, numbers", [("", [1, 2, 3]), ("2", [2]), ("2-3", [2, 3]), ("3,1", [1, 3]),
-                                            ("2-", [2, 3]), (" 1-2 , 2-3 ", [1, 2, 3])])
+
+@pytest.mark.parametrize(
+    "pages, numbers",
+    [("", [1, 2, 3]), ("2", [2]), ("2-3", [2, 3]), ("3,1", [1, 3]), ("2-", [2, 3]), (" 1-2 , 2-3 ", [1, 2, 3])],
+)
 def test_pages_selects_pages(pages, numbers):
     data = build(*(text(f"Page {n} says something long enough") for n in (1, 2, 3)))
     result = read(data, pages=pages)
@@ -267,16 +301,19 @@ def test_pages_outside_the_document_are_refused_before_reading(pages):
         pdf_pages(data, Options(pages=pages), Limits(), InkFinder())  # raised on the call: nothing read
 
 
-@pytest.mark.parametrize("query, message", [
-    ({"dpi": "abc"}, "dpi must be a whole number from 50 to 600, got 'abc'"),
-    ({"dpi": "20"}, "dpi must be a whole number from 50 to 600, got 20"),
-    ({"dpi": "150.5"}, "dpi must be a whole number"),
-    ({"ocr": "maybe"}, "ocr must be one of auto, always, never, got 'maybe'"),
-    ({"pages": "0"}, "pages must be 1-based page numbers"),
-    ({"pages": "3-1"}, "pages must be 1-based page numbers"),
-    ({"pages": "1,,2"}, "pages must be 1-based page numbers"),
-    ({"pages": "first"}, "pages must be 1-based page numbers"),
-])
+@pytest.mark.parametrize(
+    "query, message",
+    [
+        ({"dpi": "abc"}, "dpi must be a whole number from 50 to 600, got 'abc'"),
+        ({"dpi": "20"}, "dpi must be a whole number from 50 to 600, got 20"),
+        ({"dpi": "150.5"}, "dpi must be a whole number"),
+        ({"ocr": "maybe"}, "ocr must be one of auto, always, never, got 'maybe'"),
+        ({"pages": "0"}, "pages must be 1-based page numbers"),
+        ({"pages": "3-1"}, "pages must be 1-based page numbers"),
+        ({"pages": "1,,2"}, "pages must be 1-based page numbers"),
+        ({"pages": "first"}, "pages must be 1-based page numbers"),
+    ],
+)
 def test_bad_query_parameters_name_the_parameter(query, message):
     with pytest.raises(InputError, match="^" + message):
         Options.from_query(query)
@@ -285,7 +322,8 @@ def test_bad_query_parameters_name_the_parameter(query, message):
 def test_query_parameters_and_defaults():
     assert Options.from_query({}) == Options(pages="", dpi=200, ocr="auto")
     assert Options.from_query({"pages": "1-3", "dpi": " 300", "ocr": "never", "format": "text"}) == Options(
-        pages="1-3", dpi=300, ocr="never")
+        pages="1-3", dpi=300, ocr="never"
+    )
     assert Options.from_query({"dpi": "", "ocr": ""}) == Options()
 
 
@@ -295,8 +333,11 @@ def long_pdf() -> bytes:
 
 
 def test_too_many_pages_are_refused_with_the_numbers(long_pdf):
-    with pytest.raises(InputError, match=r"^too many pages: 200 \(limit 100 per request, OCR_MAX_PAGES\); "
-                                         r"send a range at a time, e\.g\. pages=1-100$"):
+    with pytest.raises(
+        InputError,
+        match=r"^too many pages: 200 \(limit 100 per request, OCR_MAX_PAGES\); "
+        r"send a range at a time, e\.g\. pages=1-100$",
+    ):
         pdf_pages(long_pdf, Options(), Limits(), InkFinder())
     assert len(read(long_pdf, pages="101-200")) == 100
 
@@ -333,12 +374,13 @@ def test_deadline_is_checked_between_pages():
 
 # Damaged, protected and empty documents.
 
+
 def test_bad_documents_are_refused_with_a_reason():
     good = build(text(*SENTENCES))
     cases = {
         b"": "^empty body: send a PDF or an image file$",
         b"%PDF-1.7\n" + b"\x00garbage" * 100: r"^not a readable PDF \(damaged or truncated\)",
-        good[:len(good) // 2]: r"^not a readable PDF \(damaged or truncated\)",
+        good[: len(good) // 2]: r"^not a readable PDF \(damaged or truncated\)",
         build(text(*SENTENCES), encrypt="secret"): "^the PDF is password-protected: send a copy without",
         saved(pdfium.PdfDocument.new()): "^the PDF has no pages$",
     }
@@ -367,6 +409,7 @@ def test_a_pdf_with_only_an_owner_password_is_read():
 
 # Sniffing and plain text.
 
+
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP"])
 def test_sniff_images(fmt):
     buffer = io.BytesIO()
@@ -383,8 +426,14 @@ def test_sniff_pdfs_and_others():
 def test_plain_text_is_lines_in_order_and_pages_split_by_form_feed():
     data = build(text(*SENTENCES), text("Second page, first line here", "and its last line here too"))
     assert as_text(read(data)) == "\n".join(SENTENCES) + "\fSecond page, first line here\nand its last line here too"
-    ocr_page = {"page": 3, "source": "ocr", "dpi": 200, "width": 9, "height": 9,
-                "lines": [{"text": "read by OCR", "confidence": 0.9, "text_region": region((0, 0, 9, 9))}]}
+    ocr_page = {
+        "page": 3,
+        "source": "ocr",
+        "dpi": 200,
+        "width": 9,
+        "height": 9,
+        "lines": [{"text": "read by OCR", "confidence": 0.9, "text_region": region((0, 0, 9, 9))}],
+    }
     empty_page = {**ocr_page, "lines": []}
     assert as_text([ocr_page, empty_page, ocr_page]) == "read by OCR\f\fread by OCR"
     assert as_text([]) == ""

@@ -44,8 +44,10 @@ class Crowd:
         if kind == "slow_head":
             sock.sendall(b"GET /health HTTP/1.1\r\n")
         elif kind == "slow_body":
-            sock.sendall(b"POST /predict/ocr_system HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                         b"Content-Length: 1000000\r\n\r\n")
+            sock.sendall(
+                b"POST /predict/ocr_system HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"Content-Length: 1000000\r\n\r\n"
+            )
         return sock
 
     def _tick(self) -> None:
@@ -90,8 +92,10 @@ def test_crowds_of_idle_and_slow_clients_do_not_stall_a_good_one(server, pages):
         during = [timed_ocr(server, body) for _ in range(6)]
         time.sleep(8)  # past both deadlines: the first generation of the crowd has been dropped
         during += [timed_ocr(server, body) for _ in range(4)]
-    print(f"good request: {normal:.2f} s alone, {statistics.median(during):.2f} s in a crowd of 400 "
-          f"(max {max(during):.2f} s); {crowd.closed_by_server} crowd connections dropped by the server")
+    print(
+        f"good request: {normal:.2f} s alone, {statistics.median(during):.2f} s in a crowd of 400 "
+        f"(max {max(during):.2f} s); {crowd.closed_by_server} crowd connections dropped by the server"
+    )
     assert statistics.median(during) <= 2 * normal + 0.1
     assert crowd.closed_by_server >= 300
     assert metric(server.url, 'ocr_dropped_connections_total{phase="head"}') >= dropped["head"] + 200
@@ -102,6 +106,7 @@ def test_crowds_of_idle_and_slow_clients_do_not_stall_a_good_one(server, pages):
 async def _thousand_at_once(url: str, body: dict) -> list:
     limits = httpx.Limits(max_connections=1000, max_keepalive_connections=0)
     async with httpx.AsyncClient(limits=limits, timeout=120) as client:
+
         async def one():
             try:
                 response = await client.post(url + "/predict/ocr_cls", json=body)
@@ -133,8 +138,10 @@ def test_requests_with_the_most_pixels_allowed_keep_workers_within_their_bound(s
     workers = server.workers()
     with RssSampler(server.process.pid, interval=0.2) as sampler:
         with httpx.Client(timeout=120) as client:
-            threads = [threading.Thread(target=lambda: answers.append(
-                client.post(server.url + "/predict/ocr_system", json=body).json())) for _ in range(4)]
+            threads = [
+                threading.Thread(target=lambda: answers.append(client.post(server.url + "/predict/ocr_system", json=body).json()))
+                for _ in range(4)
+            ]
             answers = []
             for thread in threads:
                 thread.start()
@@ -148,8 +155,9 @@ def test_requests_with_the_most_pixels_allowed_keep_workers_within_their_bound(s
 
 
 def test_an_oversized_body_reads_as_413_even_to_urllib(server):
-    request = urllib.request.Request(server.url + "/predict/ocr_system", data=b"x" * (5 * 2**20),
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        server.url + "/predict/ocr_system", data=b"x" * (5 * 2**20), headers={"Content-Type": "application/json"}
+    )
     try:
         urllib.request.urlopen(request, timeout=60)
         raise AssertionError("a 5 MB body was accepted over a 4 MB limit")
@@ -161,8 +169,9 @@ def test_an_oversized_body_reads_as_413_even_to_urllib(server):
 def test_a_worker_killed_mid_request_fails_that_request_and_is_replaced(server, pages):
     images = [b64(page.image) for page in pages.values()] * 2
     answers = []
-    request = threading.Thread(target=lambda: answers.append(
-        requests.post(server.url + "/predict/ocr_system", json={"images": images}, timeout=120)))
+    request = threading.Thread(
+        target=lambda: answers.append(requests.post(server.url + "/predict/ocr_system", json={"images": images}, timeout=120))
+    )
     request.start()
     time.sleep(1.0)  # the request is being worked on by one of the two workers
     for pid in server.workers():
@@ -175,5 +184,6 @@ def test_a_worker_killed_mid_request_fails_that_request_and_is_replaced(server, 
         assert time.monotonic() < deadline, "the workers were not replaced"
         time.sleep(0.2)
     answer = requests.post(server.url + "/predict/ocr_system", json={"images": images[:1]}, timeout=60).json()
-    assert [normalized(line["text"]) for line in answer["results"][0]] == \
-        [normalized(text) for text in next(iter(pages.values())).texts]
+    assert [normalized(line["text"]) for line in answer["results"][0]] == [
+        normalized(text) for text in next(iter(pages.values())).texts
+    ]

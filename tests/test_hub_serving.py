@@ -66,15 +66,17 @@ def test_extra_keys_such_as_paths_are_ignored(hub_server, lines):
     assert normalized(answer["results"][0][0]["text"]) == normalized(lines[0].texts[0])
 
 
-
-@pytest.mark.parametrize("module, body, message", [
-    ("ocr_system", {"images": ["not base64!"]}, "image 0: invalid base64"),
-    ("ocr_system", {"images": [base64.b64encode(b"plain text").decode()]}, "image 0: not a decodable image"),
-    ("ocr_det", {"images": []}, "'images' is empty"),
-    ("ocr_rec", {"images": "abc"}, "'images' must be a list of base64 strings"),
-    ("ocr_cls", {}, "missing 'images'"),
-    ("ocr_nothing", {"images": []}, "Module ocr_nothing is not available"),
-])
+@pytest.mark.parametrize(
+    "module, body, message",
+    [
+        ("ocr_system", {"images": ["not base64!"]}, "image 0: invalid base64"),
+        ("ocr_system", {"images": [base64.b64encode(b"plain text").decode()]}, "image 0: not a decodable image"),
+        ("ocr_det", {"images": []}, "'images' is empty"),
+        ("ocr_rec", {"images": "abc"}, "'images' must be a list of base64 strings"),
+        ("ocr_cls", {}, "missing 'images'"),
+        ("ocr_nothing", {"images": []}, "Module ocr_nothing is not available"),
+    ],
+)
 def test_bad_input_gets_a_clear_error_and_the_server_keeps_serving(hub_server, lines, module, body, message):
     answer = post(hub_server, module, body)
     assert answer["status"] != "000"
@@ -92,8 +94,14 @@ def test_a_bad_image_among_good_ones_fails_the_request_with_its_index(hub_server
 
 def test_missing_model_folder_stops_start_up_with_one_line(hub_home, tmp_path):
     env = {**os.environ, "HUB_HOME": str(hub_home), "OCR_DET_MODEL_DIR": str(tmp_path / "no_det")}
-    result = subprocess.run([BIN / "hub", "serving", "start", "-m", "ocr_det", "-p", str(free_port())],
-                            env=env, capture_output=True, text=True, timeout=120, cwd="/")
+    result = subprocess.run(
+        [BIN / "hub", "serving", "start", "-m", "ocr_det", "-p", str(free_port())],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd="/",
+    )
     assert result.returncode != 0
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("ocr_det: model file ")
@@ -110,8 +118,13 @@ def test_config_json_init_args_reach_the_module(hub_home, tmp_path, pages):
     path = tmp_path / "config.json"
     path.write_text(json.dumps(config))
     env = {k: v for k, v in os.environ.items() if not k.startswith("OCR_")}
-    process = subprocess.Popen([BIN / "hub", "serving", "start", "-c", path], env={**env, "HUB_HOME": str(hub_home)},
-                               cwd="/", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [BIN / "hub", "serving", "start", "-c", path],
+        env={**env, "HUB_HOME": str(hub_home)},
+        cwd="/",
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_for_http(f"http://127.0.0.1:{port}/", process)
         answer = post(f"http://127.0.0.1:{port}", "ocr_system", {"images": [b64(pages["mixed"].image)]})

@@ -22,14 +22,17 @@ def test_data_url_and_line_breaks_are_accepted():
     assert image[0, 0].tolist() == [30, 20, 10]  # BGR
 
 
-@pytest.mark.parametrize("image, save", [
-    (Image.new("L", (6, 5), 200), {}),
-    (Image.new("RGBA", (6, 5), (0, 0, 0, 0)), {}),
-    (Image.new("I;16", (6, 5), 40000), {}),
-    (Image.new("P", (6, 5), 3), {}),
-    (Image.new("P", (6, 5), 3), {"transparency": 3}),
-    (Image.new("LA", (6, 5), (0, 0)), {}),
-])
+@pytest.mark.parametrize(
+    "image, save",
+    [
+        (Image.new("L", (6, 5), 200), {}),
+        (Image.new("RGBA", (6, 5), (0, 0, 0, 0)), {}),
+        (Image.new("I;16", (6, 5), 40000), {}),
+        (Image.new("P", (6, 5), 3), {}),
+        (Image.new("P", (6, 5), 3), {"transparency": 3}),
+        (Image.new("LA", (6, 5), (0, 0)), {}),
+    ],
+)
 def test_other_pixel_formats_are_converted_to_bgr(image, save):
     result = decode(encoded(image, **save), 0, 0)
     assert result.shape == (5, 6, 3) and result.dtype == np.uint8
@@ -40,16 +43,19 @@ def test_transparent_pixels_become_white():
     assert (result == 255).all()
 
 
-@pytest.mark.parametrize("images, message", [
-    (None, "missing 'images'"),
-    ("abc", "'images' must be a list of base64 strings, got str"),
-    ({"a": 1}, "'images' must be a list of base64 strings, got dict"),
-    ([], "'images' is empty"),
-    ([3], "image 0: expected a base64 string, got int"),
-    (["@@@"], "image 0: invalid base64"),
-    ([""], "image 0: invalid base64"),
-    ([base64.b64encode(b"not an image at all").decode()], "image 0: not a decodable image"),
-])
+@pytest.mark.parametrize(
+    "images, message",
+    [
+        (None, "missing 'images'"),
+        ("abc", "'images' must be a list of base64 strings, got str"),
+        ({"a": 1}, "'images' must be a list of base64 strings, got dict"),
+        ([], "'images' is empty"),
+        ([3], "image 0: expected a base64 string, got int"),
+        (["@@@"], "image 0: invalid base64"),
+        ([""], "image 0: invalid base64"),
+        ([base64.b64encode(b"not an image at all").decode()], "image 0: not a decodable image"),
+    ],
+)
 def test_bad_input_names_the_image_and_reason(images, message):
     with pytest.raises(InputError, match=message.replace("(", r"\(")):
         read_request(images, Limits(max_images=10, max_image_pixels=10_000))

@@ -14,8 +14,13 @@ def test_default_models_are_fetched_and_verified(config):
 
 
 def test_fetch_is_idempotent_and_fast(config):
-    result = subprocess.run([sys.executable, "scripts/fetch_models.py"], capture_output=True, text=True,
-                            cwd=models.DEFAULT_INFERENCE_DIR.parent, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "scripts/fetch_models.py"],
+        capture_output=True,
+        text=True,
+        cwd=models.DEFAULT_INFERENCE_DIR.parent,
+        timeout=60,
+    )
     assert result.returncode == 0 and "all files present" in result.stdout
 
 

@@ -4,6 +4,7 @@ import io
 import time
 
 import cv2
+import pypdfium2 as pdfium
 import pytest
 import requests
 from PIL import Image
@@ -11,8 +12,6 @@ from reportlab.lib.utils import ImageReader
 
 from conftest import b64, normalized
 from test_documents import SENTENCES, build, saved, text
-
-import pypdfium2 as pdfium
 
 
 def ocr(server, data: bytes, filename="doc.pdf", field="file", timeout=120, **params) -> requests.Response:
@@ -27,6 +26,7 @@ def page_of(image_bgr):
     def draw(canvas):
         canvas.setPageSize((width, height))
         canvas.drawImage(reader, 0, 0, width, height)
+
     return draw
 
 
@@ -35,7 +35,13 @@ def test_a_text_layer_pdf_gives_its_text_exactly_with_boxes(server):
     answer = response.json()
     assert response.status_code == 200 and answer["status"] == "000", answer
     [page] = answer["results"]
-    assert (page["page"], page["source"], page["dpi"], page["width"], page["height"]) == (1, "text-layer", 200, 1700, 2200)
+    assert (page["page"], page["source"], page["dpi"], page["width"], page["height"]) == (
+        1,
+        "text-layer",
+        200,
+        1700,
+        2200,
+    )
     assert [line["text"] for line in page["lines"]] == SENTENCES
     assert all(line["confidence"] == 1.0 and len(line["text_region"]) == 4 for line in page["lines"])
 
@@ -45,8 +51,9 @@ def test_a_scanned_page_reads_as_the_same_image_sent_to_ocr_system(server, pages
     answer = ocr(server, build(page_of(sample.image)), dpi="72").json()
     [page] = answer["results"]
     assert page["source"] == "ocr" and (page["height"], page["width"]) == sample.image.shape[:2]
-    direct = requests.post(server.url + "/predict/ocr_system", json={"images": [b64(sample.image)]},
-                           timeout=60).json()["results"][0]
+    direct = requests.post(server.url + "/predict/ocr_system", json={"images": [b64(sample.image)]}, timeout=60).json()[
+        "results"
+    ][0]
     assert [line["text"] for line in page["lines"]] == [line["text"] for line in direct]
     for ours, theirs in zip(page["lines"], direct):
         assert max(abs(a - b) for p, q in zip(ours["text_region"], theirs["text_region"]) for a, b in zip(p, q)) <= 2
@@ -55,8 +62,9 @@ def test_a_scanned_page_reads_as_the_same_image_sent_to_ocr_system(server, pages
 
 def test_a_mixed_pdf_as_plain_text(server, pages):
     data = build(text(*SENTENCES), page_of(pages["english"].image))
-    response = requests.post(server.url + "/ocr", data=data, timeout=120,
-                             headers={"Content-Type": "application/pdf", "Accept": "text/plain"})
+    response = requests.post(
+        server.url + "/ocr", data=data, timeout=120, headers={"Content-Type": "application/pdf", "Accept": "text/plain"}
+    )
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
     first, second = response.text.split("\f")
     assert first.splitlines() == SENTENCES
@@ -68,8 +76,9 @@ def test_a_mixed_pdf_as_plain_text(server, pages):
 
 def test_an_image_file_is_one_page(server, pages):
     ok, png = cv2.imencode(".png", pages["english"].image)
-    response = requests.post(server.url + "/ocr?format=text", data=png.tobytes(), timeout=60,
-                             headers={"Content-Type": "image/png"})
+    response = requests.post(
+        server.url + "/ocr?format=text", data=png.tobytes(), timeout=60, headers={"Content-Type": "image/png"}
+    )
     assert [normalized(line) for line in response.text.splitlines()] == [normalized(t) for t in pages["english"].texts]
 
 
@@ -91,18 +100,27 @@ def encrypted() -> bytes:
     return build(text(*SENTENCES), encrypt="secret")
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"data": lambda: b"%PDF-1.7\n" + b"\x00garbage" * 100}, "not a readable PDF (damaged or truncated)"),
-    ({"data": lambda: (lambda pdf: pdf[:len(pdf) // 2])(build(text(*SENTENCES)))}, "not a readable PDF (damaged or truncated)"),
-    ({"data": encrypted}, "the PDF is password-protected"),
-    ({"data": lambda: saved(pdfium.PdfDocument.new())}, "the PDF has no pages"),
-    ({"data": lambda: b""}, "the file is empty"),
-    ({"data": lambda: b"just some text"}, "not a PDF nor an image file"),
-    ({"data": lambda: build(text("x")), "field": "document"}, "no file in the multipart field 'file' (fields sent: document)"),
-    ({"data": lambda: build(text("x")), "pages": "5"}, "pages"),
-    ({"data": lambda: build(text("x")), "dpi": "5000"}, "dpi must be a whole number from 50 to 600"),
-    ({"data": lambda: build(text("x")), "ocr": "maybe"}, "ocr must be one of auto, always, never"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"data": lambda: b"%PDF-1.7\n" + b"\x00garbage" * 100}, "not a readable PDF (damaged or truncated)"),
+        (
+            {"data": lambda: (lambda pdf: pdf[: len(pdf) // 2])(build(text(*SENTENCES)))},
+            "not a readable PDF (damaged or truncated)",
+        ),
+        ({"data": encrypted}, "the PDF is password-protected"),
+        ({"data": lambda: saved(pdfium.PdfDocument.new())}, "the PDF has no pages"),
+        ({"data": lambda: b""}, "the file is empty"),
+        ({"data": lambda: b"just some text"}, "not a PDF nor an image file"),
+        (
+            {"data": lambda: build(text("x")), "field": "document"},
+            "no file in the multipart field 'file' (fields sent: document)",
+        ),
+        ({"data": lambda: build(text("x")), "pages": "5"}, "pages"),
+        ({"data": lambda: build(text("x")), "dpi": "5000"}, "dpi must be a whole number from 50 to 600"),
+        ({"data": lambda: build(text("x")), "ocr": "maybe"}, "ocr must be one of auto, always, never"),
+    ],
+)
 def test_bad_documents_get_the_envelope_and_the_server_goes_on(server, kwargs, message):
     kwargs = dict(kwargs)
     data = kwargs.pop("data")()
@@ -127,6 +145,5 @@ def test_pages_are_counted_by_source(server):
 def test_an_image_over_the_pixel_limit_is_refused_from_its_header(server):
     buffer = io.BytesIO()
     Image.new("1", (10000, 10000)).save(buffer, "PNG", optimize=True)
-    response = requests.post(server.url + "/ocr", data=buffer.getvalue(), headers={"Content-Type": "image/png"},
-                             timeout=30)
+    response = requests.post(server.url + "/ocr", data=buffer.getvalue(), headers={"Content-Type": "image/png"}, timeout=30)
     assert response.status_code == 400 and "image 0: image too large: 10000×10000" in response.json()["msg"]

@@ -54,22 +54,38 @@ def png(width, height, mode="1") -> str:
     return base64.b64encode(buffer.getvalue()).decode()
 
 
-@pytest.mark.parametrize("kwargs, http, status, message", [
-    ({"data": b"x" * (5 * 1024 * 1024), "headers": {"Content-Type": "application/json"}},
-     413, "101", "request body too large: limit 4194304 bytes"),
-    ({"json": {"images": [png(4, 4)] * 9}}, 400, "101", "too many images: 9 (limit 8 per request, OCR_MAX_IMAGES)"),
-    ({"json": {"images": [png(4, 4), png(10000, 10000)]}}, 400, "101", "image 1: image too large: 10000×10000"),
-    ({"json": {"images": [png(4000, 4000)] * 2}}, 400, "101",
-     "too many pixels in one request: 32000000 in 2 images (limit 30000000, OCR_MAX_REQUEST_PIXELS)"),
-    ({"json": {"images": ["data:image/png;base64," + png(4, 4), "%%"]}}, 400, "101", "image 1: invalid base64"),
-    ({"json": {"images": [base64.b64encode(b"GIF89a nonsense").decode()]}}, 400, "101", "image 0: not a decodable image"),
-    ({"json": {"images": []}}, 400, "101", "'images' is empty"),
-    ({"json": {"images": {"0": "abc"}}}, 400, "101", "'images' must be a list of base64 strings, got dict"),
-    ({"json": {"image": ["abc"]}}, 400, "101", "missing 'images'"),
-    ({"json": ["abc"]}, 400, "101", "the body must be a JSON object"),
-    ({"data": b"images=abc"}, 400, "112", "the body must be JSON"),
-    ({"data": b"{not json", "headers": {"Content-Type": "application/json"}}, 400, "112", "the body must be JSON"),
-])
+@pytest.mark.parametrize(
+    "kwargs, http, status, message",
+    [
+        (
+            {"data": b"x" * (5 * 1024 * 1024), "headers": {"Content-Type": "application/json"}},
+            413,
+            "101",
+            "request body too large: limit 4194304 bytes",
+        ),
+        ({"json": {"images": [png(4, 4)] * 9}}, 400, "101", "too many images: 9 (limit 8 per request, OCR_MAX_IMAGES)"),
+        ({"json": {"images": [png(4, 4), png(10000, 10000)]}}, 400, "101", "image 1: image too large: 10000×10000"),
+        (
+            {"json": {"images": [png(4000, 4000)] * 2}},
+            400,
+            "101",
+            "too many pixels in one request: 32000000 in 2 images (limit 30000000, OCR_MAX_REQUEST_PIXELS)",
+        ),
+        ({"json": {"images": ["data:image/png;base64," + png(4, 4), "%%"]}}, 400, "101", "image 1: invalid base64"),
+        (
+            {"json": {"images": [base64.b64encode(b"GIF89a nonsense").decode()]}},
+            400,
+            "101",
+            "image 0: not a decodable image",
+        ),
+        ({"json": {"images": []}}, 400, "101", "'images' is empty"),
+        ({"json": {"images": {"0": "abc"}}}, 400, "101", "'images' must be a list of base64 strings, got dict"),
+        ({"json": {"image": ["abc"]}}, 400, "101", "missing 'images'"),
+        ({"json": ["abc"]}, 400, "101", "the body must be a JSON object"),
+        ({"data": b"images=abc"}, 400, "112", "the body must be JSON"),
+        ({"data": b"{not json", "headers": {"Content-Type": "application/json"}}, 400, "112", "the body must be JSON"),
+    ],
+)
 def test_limits_and_bad_input(server, lines, kwargs, http, status, message):
     response = post(server.url, "ocr_system", **kwargs)
     assert response.status_code == http
@@ -87,11 +103,14 @@ def test_an_extreme_line_is_refused_before_it_costs_gigabytes(server):
 
 
 def test_odd_requests_get_the_envelope(server):
-    deep = post(server.url, "ocr_system", data=b"[" * 5000 + b"]" * 5000,
-                headers={"Content-Type": "application/json"})
+    deep = post(server.url, "ocr_system", data=b"[" * 5000 + b"]" * 5000, headers={"Content-Type": "application/json"})
     assert deep.status_code == 400 and deep.json()["status"] == "112"
-    chunked = post(server.url, "ocr_system", data=iter([b'{"images": ["' + b"A" * 1024 * 1024] * 5 + [b'"]}']),
-                   headers={"Content-Type": "application/json"})
+    chunked = post(
+        server.url,
+        "ocr_system",
+        data=iter([b'{"images": ["' + b"A" * 1024 * 1024] * 5 + [b'"]}']),
+        headers={"Content-Type": "application/json"},
+    )
     assert chunked.status_code == 413 and "request body too large" in chunked.json()["msg"]
     gradio = requests.get(server.url + "/gradio/ocr_system", timeout=10)
     assert gradio.status_code == 404 and gradio.json()["status"] == "111"
@@ -143,8 +162,7 @@ def test_sigterm_finishes_in_flight_requests(tmp_path, pages):
     server = Server.production(tmp_path, OCR_WORKERS="1")
     images = [b64(page.image) for page in pages.values()] * 2
     answers = []
-    request = threading.Thread(target=lambda: answers.append(
-        post(server.url, "ocr_system", json={"images": images}).json()))
+    request = threading.Thread(target=lambda: answers.append(post(server.url, "ocr_system", json={"images": images}).json()))
     request.start()
     time.sleep(0.5)  # the request is being worked on
     server.process.send_signal(signal.SIGTERM)
@@ -166,25 +184,28 @@ def test_time_budget(tmp_path, pages):
 
 def test_a_missing_model_stops_the_launcher_with_one_line(tmp_path):
     env = {**os.environ, "OCR_DATA_DIR": str(tmp_path), "OCR_REC_MODEL_DIR": str(tmp_path / "no_rec")}
-    result = subprocess.run([BIN / "ocrhub-serve", "--port", "1"], env=env, capture_output=True,
-                            text=True, timeout=60, cwd="/")
+    result = subprocess.run([BIN / "ocrhub-serve", "--port", "1"], env=env, capture_output=True, text=True, timeout=60, cwd="/")
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == (
         f"ocrhub-serve: model file {tmp_path / 'no_rec' / 'inference.pdmodel'} is missing or empty; fetch it with: "
-        "python scripts/fetch_models.py --set mobile  (or ./start.sh, which runs it)")
+        "python scripts/fetch_models.py --set mobile  (or ./start.sh, which runs it)"
+    )
 
 
 def test_outbound_connections_are_refused():
-    code = ("from ocrhub.serving.offline import refuse_outbound_connections as r; r()\n"
-            "import socket\n"
-            "for target in [('192.0.2.1', 80), ('paddlepaddle.org.cn', 443)]:\n"
-            "    try:\n"
-            "        socket.create_connection(target, timeout=2); print('connected')\n"
-            "    except PermissionError as err: print(err)\n"
-            "server = socket.create_server(('127.0.0.1', 0)); socket.create_connection(server.getsockname()).close()\n"
-            "print('loopback ok')\n")
+    code = (
+        "from ocrhub.serving.offline import refuse_outbound_connections as r; r()\n"
+        "import socket\n"
+        "for target in [('192.0.2.1', 80), ('paddlepaddle.org.cn', 443)]:\n"
+        "    try:\n"
+        "        socket.create_connection(target, timeout=2); print('connected')\n"
+        "    except PermissionError as err: print(err)\n"
+        "server = socket.create_server(('127.0.0.1', 0)); socket.create_connection(server.getsockname()).close()\n"
+        "print('loopback ok')\n"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
     assert result.stdout.splitlines() == [
         "ocrhub is offline (OCR_OFFLINE): refused a connection to ('192.0.2.1', 80)",
         "ocrhub is offline (OCR_OFFLINE): refused to resolve paddlepaddle.org.cn",
-        "loopback ok"], result.stderr
+        "loopback ok",
+    ], result.stderr

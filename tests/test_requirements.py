@@ -28,13 +28,16 @@ def pins() -> dict[str, str]:
 def test_installed_packages_are_pinned_and_match():
     pinned = pins()
     site_packages = [sysconfig.get_paths()["purelib"]]  # not the copies vendored inside packages
-    installed = {canonical(d.metadata["Name"]): d.version
-                 for d in importlib.metadata.distributions(path=site_packages)}
-    runtime = {canonical(l.split("==")[0]) for l in (ROOT / "requirements.txt").read_text().splitlines()
-               if "==" in l and not l.startswith("#")}
+    installed = {canonical(d.metadata["Name"]): d.version for d in importlib.metadata.distributions(path=site_packages)}
+    runtime = {
+        canonical(l.split("==")[0])
+        for l in (ROOT / "requirements.txt").read_text().splitlines()
+        if "==" in l and not l.startswith("#")
+    }
     assert runtime <= installed.keys(), f"not installed: {sorted(runtime - installed.keys())}"
     unpinned = sorted(set(installed) - set(pinned) - NOT_PINNED)
     assert not unpinned, f"installed but not pinned in requirements*.txt: {unpinned}"
-    wrong = {name: (installed[name], pinned[name]) for name in installed.keys() & pinned.keys()
-             if installed[name] != pinned[name]}
+    wrong = {
+        name: (installed[name], pinned[name]) for name in installed.keys() & pinned.keys() if installed[name] != pinned[name]
+    }
     assert not wrong, f"installed != pinned: {wrong}"

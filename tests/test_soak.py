@@ -10,8 +10,16 @@ from harness import photos
 from harness.load import image_body
 
 
-@pytest.mark.parametrize("url", ["http://10.0.0.1:9000", "http://example.com", "http://0.0.0.0:9000",
-                                 "http://127.0.0.1.example.com:80", "ftp://127.0.0.1/"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://10.0.0.1:9000",
+        "http://example.com",
+        "http://0.0.0.0:9000",
+        "http://127.0.0.1.example.com:80",
+        "ftp://127.0.0.1/",
+    ],
+)
 def test_the_soak_refuses_anything_but_loopback(url):
     with pytest.raises(ValueError):
         soak.check_loopback(url)
@@ -24,8 +32,15 @@ def test_soak_30_seconds(server, font):
     assert len({variants.size(i) for i in range(len(variants))}) == len(variants)
     workers = server.workers()
     assert soak.worker_pids(server.process.pid) == workers
-    result = soak.run_soak(server.url, lambda i: image_body(variants[i]), clients=4, seconds=30,
-                           max_requests=len(variants), pid=server.process.pid, sample_every=3)
+    result = soak.run_soak(
+        server.url,
+        lambda i: image_body(variants[i]),
+        clients=4,
+        seconds=30,
+        max_requests=len(variants),
+        pid=server.process.pid,
+        sample_every=3,
+    )
     print("\n" + soak.format_report(result))
     assert result["errors"] == 0, result["error_kinds"]
     assert result["requests"] > 0 and result["images_per_s"] > 0

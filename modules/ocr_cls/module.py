@@ -8,8 +8,13 @@ from ocrhub.service import OcrService
 from .params import read_params
 
 
-@moduleinfo(name="ocr_cls", version="1.0.0", type="cv/text_recognition", author="ocrhub",
-            summary="PP-OCR text direction (0 or 180 degrees) of each line image; wire-compatible with PaddleOCR's hubserving.")
+@moduleinfo(
+    name="ocr_cls",
+    version="1.0.0",
+    type="cv/text_recognition",
+    author="ocrhub",
+    summary="PP-OCR text direction (0 or 180 degrees) of each line image; wire-compatible with PaddleOCR's hubserving.",
+)
 class OcrCls:
     def __init__(self, **init_args):
         with exit_on_config_error("ocr_cls"):
