@@ -98,3 +98,32 @@ def hub_server(hub_home, tmp_path_factory):
     """`hub serving start -m ocr_system ocr_det ocr_cls ocr_rec -p <free port>`, started from /."""
     with Server.hub_serving(hub_home, tmp_path_factory.mktemp("logs")) as instance:
         yield instance.url
+
+
+LETTER = (612, 792)  # points: 1700×2200 pixels at the default 200 dpi
+WRITTEN = [
+    ["Invoice 2026-0042 for Example GmbH", "Total amount due: 1,234.56 EUR"],
+    ["Delivery to Müller & Söhne, Köln", "Thank you for your order"],
+]  # the text layer of pages 1-2 of report_pdf
+
+
+@pytest.fixture(scope="session")
+def report_pdf(pages, tmp_path_factory) -> Path:
+    """A letter-size PDF: two pages with a text layer (WRITTEN), then a scan of the english page (none)."""
+    from PIL import Image
+    from reportlab.lib.utils import ImageReader
+    from reportlab.pdfgen.canvas import Canvas
+
+    path = tmp_path_factory.mktemp("documents") / "report.pdf"
+    canvas = Canvas(str(path), pagesize=LETTER)
+    for lines in WRITTEN:
+        canvas.setFont("Helvetica", 14)
+        for index, line in enumerate(lines):
+            canvas.drawString(72, 700 - 24 * index, line)
+        canvas.showPage()
+    scan = Image.fromarray(pages["english"].image[:, :, ::-1])
+    width, height = (side * 72 / 200 for side in scan.size)  # one image pixel per page pixel at 200 dpi
+    canvas.drawImage(ImageReader(scan), 72, LETTER[1] - 72 - height, width, height)
+    canvas.showPage()
+    canvas.save()
+    return path

@@ -18,21 +18,14 @@ import time
 import numpy as np
 import pytest
 from PIL import Image
-from reportlab.lib.utils import ImageReader
-from reportlab.pdfgen.canvas import Canvas
 
-from conftest import ROOT, normalized, rect
+from conftest import ROOT, WRITTEN, normalized, rect
 from harness.servers import Server, free_port
 from ocr_client import OcrClient, OcrError  # scripts/ is on pytest's pythonpath (pyproject.toml)
 
 CLIENT = ROOT / "scripts" / "ocr_client.py"
 API_KEY = "client-test-key-82d4"
 KEY_MESSAGE = "send the key as 'Authorization: Bearer <key>' or 'X-API-Key: <key>'"
-LETTER = (612, 792)  # points: 1700×2200 pixels at the default 200 dpi
-WRITTEN = [
-    ["Invoice 2026-0042 for Example GmbH", "Total amount due: 1,234.56 EUR"],
-    ["Delivery to Müller & Söhne, Köln", "Thank you for your order"],
-]  # the text layer of pages 1-2
 
 
 @pytest.fixture(scope="module")
@@ -45,21 +38,8 @@ def folder(pages, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def report(pages, tmp_path_factory):
-    """A letter-size PDF: two pages with a text layer (WRITTEN), then a scan of the english page (none)."""
-    path = tmp_path_factory.mktemp("documents") / "report.pdf"
-    canvas = Canvas(str(path), pagesize=LETTER)
-    for lines in WRITTEN:
-        canvas.setFont("Helvetica", 14)
-        for index, line in enumerate(lines):
-            canvas.drawString(72, 700 - 24 * index, line)
-        canvas.showPage()
-    scan = Image.fromarray(pages["english"].image[:, :, ::-1])
-    width, height = (side * 72 / 200 for side in scan.size)  # one image pixel per page pixel at 200 dpi
-    canvas.drawImage(ImageReader(scan), 72, LETTER[1] - 72 - height, width, height)
-    canvas.showPage()
-    canvas.save()
-    return path
+def report(report_pdf):
+    return report_pdf
 
 
 def expected(sample) -> list[str]:

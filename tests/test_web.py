@@ -15,8 +15,6 @@ from pathlib import Path
 import pytest
 import requests
 from PIL import Image
-from reportlab.lib.utils import ImageReader
-from reportlab.pdfgen.canvas import Canvas
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.action_chains import ActionChains
@@ -24,7 +22,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from conftest import ROOT, covers, normalized
+from conftest import ROOT, WRITTEN, covers, normalized
 from harness.servers import Server
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
@@ -34,11 +32,6 @@ SCREENSHOT = (
     if os.environ.get("UPDATE_SCREENSHOT")
     else Path(tempfile.gettempdir()) / "ocrhub-screenshot.png"
 )
-LETTER = (612, 792)  # points: 1700×2200 pixels at the default 200 dpi
-WRITTEN = [
-    ["Invoice 2026-0042 for Example GmbH", "Total amount due: 1,234.56 EUR"],
-    ["Delivery to Müller & Söhne, Köln", "Thank you for your order"],
-]  # the text layer of pages 1-2
 pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists() or not CHROMEDRIVER.exists(),
     reason="no headless browser: apt-get install -y chromium chromium-driver",
@@ -79,21 +72,8 @@ def files(pages, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def report(pages, files):
-    """A letter-size PDF: two pages with a text layer (WRITTEN), then a scan of the english page (none)."""
-    path = files / "report.pdf"
-    canvas = Canvas(str(path), pagesize=LETTER)
-    for lines in WRITTEN:
-        canvas.setFont("Helvetica", 14)
-        for index, line in enumerate(lines):
-            canvas.drawString(72, 700 - 24 * index, line)
-        canvas.showPage()
-    scan = Image.fromarray(pages["english"].image[:, :, ::-1])
-    width, height = (side * 72 / 200 for side in scan.size)  # one image pixel per page pixel at 200 dpi
-    canvas.drawImage(ImageReader(scan), 72, LETTER[1] - 72 - height, width, height)
-    canvas.showPage()
-    canvas.save()
-    return path
+def report(report_pdf):
+    return report_pdf
 
 
 def open_page(browser, server):
