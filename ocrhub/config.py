@@ -47,7 +47,7 @@ class OcrConfig:
     gpu_mem: int = 500
     enable_mkldnn: bool = True
     cpu_threads: int = 0
-    engine: str = "onednn"  # one of ENGINES, see ocrhub.predictor (enable_mkldnn=false makes onednn plain)
+    engine: str = "openvino"  # one of ENGINES, see ocrhub.predictor (enable_mkldnn=false makes onednn plain)
     # Detection (DB).
     det_limit_side_len: float = 960
     det_limit_type: str = "max"
@@ -92,11 +92,11 @@ class ServerConfig:
     """The production server's settings (``ocrhub-serve``, see ``ocrhub.serving``), from ``OCR_*`` too."""
 
     modules: str = ",".join(TASKS)
-    # Inference workers: processes that take queued requests when idle (0: one per core).
+    # Inference workers: processes that take queued requests when idle (0: by engine, see launcher.default_layout).
     workers: int = 0
     queue_size: int = 32  # requests waiting for a worker; one more is answered 503 + Retry-After
     queue_timeout: float = 30.0  # seconds a request may wait for a worker before 503
-    worker_max_memory_mb: int = 3072  # a worker over this RSS after a request is replaced (0: never)
+    worker_max_memory_mb: int = 2560  # a worker over this RSS after a request is replaced (0: never)
     # HTTP front: every connection is read in full, within these bounds, before a worker sees it.
     max_connections: int = 1000  # open connections; a request on one more is answered 503
     header_timeout: float = 10.0  # seconds to send a request's line and headers, from connect or the last answer
@@ -120,7 +120,7 @@ class ServerConfig:
 
     @property
     def worker_count(self) -> int:
-        return self.workers or len(os.sched_getaffinity(0))
+        return self.workers or len(os.sched_getaffinity(0))  # the launcher resolves 0 by engine first
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(OcrConfig)}

@@ -1,11 +1,11 @@
-"""The OCR stages, built on paddleocr 2.10's own predictors and pre/post-processing.
+"""The OCR stages: paddleocr 2.10's own pre/post-processing around our Paddle Inference predictors.
 
-``TextDetector``, ``TextClassifier`` and ``TextRecognizer`` from paddleocr's ``tools/infer`` each own a
-Paddle Inference predictor created from ``inference.pdmodel`` + ``inference.pdiparams`` (MKLDNN with
-paddleocr's bounded cache of 10 input shapes, CPU threads, or the GPU when ``use_gpu`` is set) and
-the DB post-process, direction post-process and CTC decoding. ``System`` chains them exactly as
-paddleocr's ``TextSystem`` does (sort boxes, crop, classify, recognize, drop low scores), so results
-are the same as paddleocr's pipeline with the same parameters.
+``TextDetector``, ``TextClassifier`` and ``TextRecognizer`` from paddleocr's ``tools/infer`` bring the
+DB post-process, direction post-process and CTC decoding; each runs on a predictor from
+``ocrhub.predictor`` on the configured engine (``engine``: oneDNN by default, OpenVINO, plain Paddle,
+or the GPU). ``System`` chains them exactly as paddleocr's ``TextSystem`` does (sort boxes, crop,
+classify, recognize, drop low scores), so on oneDNN results are the same as paddleocr's pipeline with
+the same parameters.
 
 Stages are built once per process and shared by every module that asks for the same config
 (``ocr_system`` and ``ocr_det`` use one detector). A predictor is not thread-safe, so each stage
@@ -18,11 +18,12 @@ import copy
 import dataclasses
 import functools
 import threading
+from pathlib import Path
 
 import numpy as np
 from paddleocr.paddleocr import predict_system as ppocr  # paddleocr's tools/infer/predict_system
 
-from ocrhub import models
+from ocrhub import models, predictor
 from ocrhub.config import OcrConfig
 from ocrhub.errors import ConfigError
 
@@ -47,21 +48,53 @@ def _check_models(config: OcrConfig, stage: str) -> None:
         models.check_file(config.model_path("dict"), config.model_set)
 
 
-def _build(factory, config: OcrConfig, stage: str):
+FACTORIES = {
+    "det": ppocr.predict_det.TextDetector,
+    "cls": ppocr.predict_cls.TextClassifier,
+    "rec": ppocr.predict_rec.TextRecognizer,
+}
+
+
+def engine(config: OcrConfig) -> str:
+    """``enable_mkldnn=false`` keeps its old meaning for the Paddle engine: no MKLDNN."""
+    return "plain" if config.engine == "onednn" and not config.enable_mkldnn else config.engine
+
+
+def create_predictor(config: OcrConfig, stage: str) -> predictor.Predictor:
+    return predictor.create(
+        config.model_path(stage),
+        stage,
+        engine=engine(config),
+        threads=config.threads,
+        cache_dir=Path(config.data_dir) / "openvino-cache",
+        use_gpu=config.use_gpu,
+        gpu_mem=config.gpu_mem,
+        gpu_id=config.gpu_id,
+    )
+
+
+def build(config: OcrConfig, stage: str):
+    """A new paddleocr stage (``det``, ``cls``, ``rec``) on our predictor. paddleocr's constructor
+    always creates a predictor of its own (about 0.2 s): a CPU one, which ours replaces."""
     _check_models(config, stage)
     try:
-        return factory(paddleocr_args(config))
+        paddle_stage = FACTORIES[stage](paddleocr_args(dataclasses.replace(config, use_gpu=False, enable_mkldnn=False)))
+        paddle_stage.predictor = paddle_stage.input_tensor = create_predictor(config, stage)
+        paddle_stage.output_tensors = paddle_stage.predictor.output_tensors
+        return paddle_stage
     except Exception as err:  # Paddle's own message for an unreadable model is a page long
-        raise ConfigError(f"cannot load the {stage} model in {config.model_path(stage)}: "
-                          f"{str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__}; "
-                          f"re-fetch it with: " + models.FETCH_HINT.format(set=config.model_set)) from None
+        raise ConfigError(
+            f"cannot load the {stage} model in {config.model_path(stage)}: "
+            f"{str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__}; "
+            f"re-fetch it with: " + models.FETCH_HINT.format(set=config.model_set)
+        ) from None
 
 
 class Stage:
     """One paddleocr predictor behind a lock."""
 
-    def __init__(self, predictor):
-        self._predictor = predictor
+    def __init__(self, paddle_stage):
+        self._predictor = paddle_stage
         self._lock = threading.Lock()
 
     def _run(self, *args):
@@ -109,19 +142,19 @@ class System:
         return [(box, text, score) for box, (text, score) in zip(boxes, texts) if score >= self.drop_score]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def detector(config: OcrConfig) -> Detector:
-    return Detector(_build(ppocr.predict_det.TextDetector, config, "det"))
+    return Detector(build(config, "det"))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def classifier(config: OcrConfig) -> Classifier:
-    return Classifier(_build(ppocr.predict_cls.TextClassifier, config, "cls"))
+    return Classifier(build(config, "cls"))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def recognizer(config: OcrConfig) -> Recognizer:
-    return Recognizer(_build(ppocr.predict_rec.TextRecognizer, config, "rec"))
+    return Recognizer(build(config, "rec"))
 
 
 def system(config: OcrConfig) -> System:
@@ -129,32 +162,35 @@ def system(config: OcrConfig) -> System:
     return System(detector(config), cls, recognizer(config), config.drop_score)
 
 
-WARM_UP_STAGES = {"system": ("det", "cls", "rec"), "det": ("det",), "cls": ("cls",), "rec": ("rec",)}
 WIDE_LINE = 5  # recognizer warm-up: a full batch of lines 5× its input width (1600 px, 33× their height)
 
 
-def warm_up(config: OcrConfig, task: str) -> None:
-    """Run each stage a task uses once, so the first request does not pay for initialisation.
+def warm_up(config: OcrConfig, stages: tuple[str, ...]) -> None:
+    """Run each stage a task uses (``ocrhub.tasks``) once, so the first request does not pay for initialisation.
 
     Each stage runs on its largest usual input: a page of ``det_limit_side_len`` squared, a full
     batch of very wide lines. A Paddle predictor keeps the memory of every input larger than all
     before it (the recognizer takes about 140 MB more for each wider batch, without giving back the
     old), while a smaller input reuses what is there. Largest first, the memory stops growing after
     start-up: on the sample photos a process holds half the memory and each image takes about 15 %
-    less time, for about a second more at start-up (BENCHMARKS.md). Results do not change."""
-    for stage in WARM_UP_STAGES[task]:
-        if stage != "cls" or task == "cls" or config.use_angle_cls:
+    less time, for about a second more at start-up (BENCHMARKS.md). Results do not change.
+
+    OpenVINO compiles each input shape the first time it sees it (pages and line batches padded to
+    a few sizes, see ``ocrhub.predictor``): this compiles the largest of them. 0.7 s at start-up
+    (1.1 s to build the stages), and the first photo takes 0.2 s instead of 0.3 s."""
+    for stage in stages:
+        if stage != "cls" or stages == ("cls",) or config.use_angle_cls:
             _warm_up_stage(config, stage)
 
 
 def _sample(height: int, width: int) -> np.ndarray:
     """White with a dark bar; only the size matters."""
     image = np.full((height, width, 3), 255, np.uint8)
-    image[height // 3:2 * height // 3 + 1, 8:-8] = 0
+    image[height // 3 : 2 * height // 3 + 1, 8:-8] = 0
     return image
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _warm_up_stage(config: OcrConfig, stage: str) -> None:
     """Once per stage and process, however many modules share the stage."""
     if stage == "det":

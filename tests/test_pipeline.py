@@ -1,11 +1,13 @@
 """The stages on real models and rendered images, and equality with paddleocr's own pipeline."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 from paddleocr import PaddleOCR
 
-from ocrhub import pipeline
 from conftest import covers, normalized
+from ocrhub import pipeline
 
 
 def expected_texts(sample):
@@ -40,13 +42,24 @@ def test_recognizer_and_classifier_on_lines(config, lines):
 
 
 def test_system_equals_paddleocr_pipeline(config, pages):
-    """Our System against paddleocr's public PaddleOCR class with the same models and parameters."""
+    """Our System against paddleocr's public PaddleOCR class with the same models and parameters, on
+    the engine paddleocr uses (OpenVINO against oneDNN: tests/test_engine.py)."""
+    config = dataclasses.replace(config, engine="onednn")
     reference = PaddleOCR(
-        det_model_dir=str(config.model_path("det")), rec_model_dir=str(config.model_path("rec")),
-        cls_model_dir=str(config.model_path("cls")), rec_char_dict_path=str(config.model_path("dict")),
-        use_angle_cls=True, use_gpu=False, enable_mkldnn=config.enable_mkldnn, cpu_threads=config.threads,
-        det_db_box_thresh=config.det_db_box_thresh, det_db_unclip_ratio=config.det_db_unclip_ratio,
-        rec_batch_num=config.rec_batch_num, drop_score=config.drop_score, show_log=False)
+        det_model_dir=str(config.model_path("det")),
+        rec_model_dir=str(config.model_path("rec")),
+        cls_model_dir=str(config.model_path("cls")),
+        rec_char_dict_path=str(config.model_path("dict")),
+        use_angle_cls=True,
+        use_gpu=False,
+        enable_mkldnn=config.enable_mkldnn,
+        cpu_threads=config.threads,
+        det_db_box_thresh=config.det_db_box_thresh,
+        det_db_unclip_ratio=config.det_db_unclip_ratio,
+        rec_batch_num=config.rec_batch_num,
+        drop_score=config.drop_score,
+        show_log=False,
+    )
     system = pipeline.system(config)
     for sample in pages.values():
         ours = system(sample.image)

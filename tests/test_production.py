@@ -209,3 +209,22 @@ def test_outbound_connections_are_refused():
         "ocrhub is offline (OCR_OFFLINE): refused to resolve paddlepaddle.org.cn",
         "loopback ok",
     ], result.stderr
+
+
+def test_a_worker_over_its_memory_limit_answers_then_is_replaced(tmp_path, lines):
+    """The memory bound of the OpenVINO engine, whose kernels grow with every new input size: a worker
+    whose RSS is over OCR_WORKER_MAX_MEMORY_MB after a request answers it, exits and is replaced."""
+    with Server.production(tmp_path, OCR_WORKERS="1", OCR_WORKER_MAX_MEMORY_MB="300") as server:
+        first = server.workers()
+        answer = post(server.url, "ocr_rec", json={"images": [b64(lines[0].image)]}).json()
+        assert answer["status"] == "000" and normalized(answer["results"][0][0]["text"]) == normalized(lines[0].texts[0])
+        deadline = time.monotonic() + 120
+        while metric(server.url, 'ocr_worker_restarts_total{reason="recycled"}') < 1 or not _ready(server):
+            assert time.monotonic() < deadline, server.log()[-2000:]
+            time.sleep(0.2)
+        assert server.workers() != first
+        assert post(server.url, "ocr_rec", json={"images": [b64(lines[0].image)]}).json()["status"] == "000"
+
+
+def _ready(server) -> bool:
+    return requests.get(server.url + "/health", timeout=10).json()["workers"]["ready"] == 1

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import os
 import shutil
 from pathlib import Path
@@ -39,6 +40,17 @@ def check_setup(server: ServerConfig, config: OcrConfig) -> None:
             models.check_model_dir(config.model_path(stage), config.model_set)
     if any("rec" in TASKS[name].stages for name in server.module_names):
         models.check_file(config.model_path("dict"), config.model_set)
+
+
+def default_layout(server: ServerConfig, config: OcrConfig) -> ServerConfig:
+    """Workers × threads when ``OCR_WORKERS`` is 0, as measured on 2 cores (BENCHMARKS.md): the OpenVINO
+    engine serves one client fastest with 2 threads and many nearly as fast as 2 pinned 1-thread
+    workers, so one worker per 2 cores; oneDNN scales worse with threads, so one worker per core."""
+    if server.workers:
+        return server
+    cores = len(os.sched_getaffinity(0))
+    workers = max(1, cores // 2) if config.engine.startswith("openvino") else cores
+    return dataclasses.replace(server, workers=workers)
 
 
 def prepare_environment(server: ServerConfig, config: OcrConfig) -> None:
@@ -77,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "9000")))
     args = parser.parse_args(argv)
     with exit_on_config_error("ocrhub-serve"):
-        server = load_server_config()
+        server = default_layout(load_server_config(), load_config())
         prepare_environment(server, load_config())
         config = load_config()  # again: OCR_CPU_THREADS may have just been set
         check_setup(server, config)

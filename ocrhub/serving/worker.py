@@ -16,6 +16,7 @@ import logging
 import logging.config
 import os
 import signal
+import sys
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -67,24 +68,43 @@ class LoadFailed:
     message: str
 
 
-def main(conn, modules: list[str], max_memory_mb: int, offline: bool, log_format: str = "text") -> None:
+@dataclass(frozen=True)
+class Settings:
+    modules: tuple[str, ...]
+    max_memory_mb: int
+    offline: bool
+    log_format: str
+    cpus: tuple[int, ...] = ()  # the cores this worker keeps to (empty: any)
+
+
+def main(conn, settings: Settings) -> None:
     # Ctrl+C reaches the whole process group: the front decides when a worker stops (after its job).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if settings.cpus:  # before the engine starts its threads, which size their pool from this set
+        os.sched_setaffinity(0, settings.cpus)
+    _unshadow_paddleocr()
     _quiet_libraries()
-    logging.config.dictConfig(log_config(log_format))
-    if offline:
+    logging.config.dictConfig(log_config(settings.log_format))
+    if settings.offline:
         from ocrhub.serving.offline import refuse_outbound_connections
 
         refuse_outbound_connections()
     started = time.monotonic()
     try:
-        services = _load(modules)
+        services = _load(settings.modules)
     except BaseException as err:  # SystemExit carries the one-line configuration message
         conn.send(LoadFailed(str(err) or type(err).__name__))
         return
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # paddle's import installs glog's, which aborts noisily
     conn.send(Ready(os.getpid(), time.monotonic() - started, _describe(next(iter(services.values())).config)))
-    _serve(conn, services, max_memory_mb)
+    _serve(conn, services, settings.max_memory_mb)
+
+
+def _unshadow_paddleocr() -> None:
+    """A spawned worker starts from its parent's ``sys.path``. paddleocr adds its own folders to it when
+    imported, and one of them holds ``paddleocr.py``, which then shadows the package: only a parent that
+    imported paddleocr (a test process, never the front) passes that on, and the worker drops it."""
+    sys.path[:] = [path for path in sys.path if not os.path.isfile(os.path.join(path or ".", "paddleocr.py"))]
 
 
 def _quiet_libraries() -> None:

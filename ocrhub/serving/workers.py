@@ -16,6 +16,7 @@ import asyncio
 import concurrent.futures
 import logging
 import multiprocessing
+import os
 import time
 from multiprocessing.connection import wait
 
@@ -45,6 +46,19 @@ class WorkerPool:
         self.closing = False
         metrics.QUEUE_LENGTH.set_function(self.queue.qsize)
         metrics.WORKERS_READY.set_function(lambda: self.ready)
+
+    def settings(self, index: int) -> worker.Settings:
+        """Worker ``index``'s settings. When workers × threads are exactly the cores this process may use,
+        each worker keeps to its own: the OpenVINO engine sizes its thread pool from the cores a process
+        may use, and two unpinned 1-thread workers on 2 cores served 1.86 images/s where pinned ones
+        served 3.69. With more cores visible than used (a container under a CPU quota sees the node's),
+        nothing is pinned, so pods on one node do not all crowd its first cores."""
+        cores = sorted(os.sched_getaffinity(0))
+        threads = int(os.environ.get("OCR_CPU_THREADS") or 1)
+        fits = len(self.slots) * threads == len(cores)
+        share = tuple(cores[index * threads : (index + 1) * threads]) if fits else ()
+        server = self.server
+        return worker.Settings(tuple(self.modules), server.worker_max_memory_mb, server.offline, server.log_format, share)
 
     @property
     def ready(self) -> int:
@@ -105,13 +119,7 @@ class Slot:
             target=worker.main,
             name=f"ocr-worker-{self.index}",
             daemon=True,
-            args=(
-                child,
-                self.pool.modules,
-                self.pool.server.worker_max_memory_mb,
-                self.pool.server.offline,
-                self.pool.server.log_format,
-            ),
+            args=(child, self.pool.settings(self.index)),
         )
         self.process.start()
         child.close()
