@@ -28,6 +28,12 @@ def clean_env(**extra: str) -> dict[str, str]:
     return {**inherited, **extra}
 
 
+def metric(url: str, name: str, **headers: str) -> float:
+    """Sum of a server's Prometheus samples whose line starts with ``name`` (labels included in it)."""
+    lines = requests.get(url + "/metrics", headers=headers, timeout=10).text.splitlines()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in lines if line.startswith(name))
+
+
 def wait_for_http(url: str, process: subprocess.Popen, timeout: float = 180, ok=lambda r: True) -> list[int]:
     """Poll ``url`` until ``ok(response)``; returns the HTTP codes seen on the way."""
     deadline, seen = time.monotonic() + timeout, []

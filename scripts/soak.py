@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from harness import photos, report, rss
 from harness.load import image_body, run_load
-from harness.servers import Server
+from harness.servers import Server, metric
 from harness.stats import RssSampler, tree_rss_mb
 
 SHARED_PHOTOS = Path(__file__).resolve().parent.parent.parent / "shared" / "images"
@@ -65,6 +65,9 @@ def listening_pid(url: str) -> int | None:
     return min(pids, default=None)  # a parent before its children
 
 
+REASONS = ("died", "recycled")  # ocr_worker_restarts_total's labels
+
+
 def worker_pids(pid: int) -> list[int]:
     """The server's children but multiprocessing's resource tracker, as harness.servers counts them."""
     children = psutil.Process(pid).children() if psutil.pid_exists(pid) else []
@@ -86,6 +89,7 @@ def run_soak(
     """``clients`` threads post ``body(i)`` to /predict/ocr_system; the measurements, JSON-able."""
     url = check_loopback(url)
     workers_before, first = (worker_pids(pid), tree_rss_mb(pid)) if pid else ([], {})
+    restarts_before = {reason: metric(url, f'ocr_worker_restarts_total{{reason="{reason}"}}') for reason in REASONS}
     with RssSampler(pid, sample_every) if pid else contextlib.nullcontext() as sampler:
         load = run_load(
             url,
@@ -105,6 +109,10 @@ def run_soak(
         "pid": pid,
         "workers_before": workers_before,
         "workers_after": worker_pids(pid) if pid else [],
+        "worker_restarts": {
+            reason: metric(url, f'ocr_worker_restarts_total{{reason="{reason}"}}') - before
+            for reason, before in restarts_before.items()
+        },
         "rss_samples": samples,
         "rss": rss.growth(samples, warmup * load.wall_s) if samples else None,
     }
@@ -121,8 +129,8 @@ def format_report(result: dict) -> str:
     ]
     lines += [f"  {count} × {kind}" for kind, count in result["error_kinds"].items()]
     if result["pid"]:
-        changed = "" if result["workers_before"] == result["workers_after"] else "  (CHANGED)"
-        lines.append(f"workers     {result['workers_before']} -> {result['workers_after']}{changed}")
+        restarts = ", ".join(f"{count:.0f} {reason}" for reason, count in result["worker_restarts"].items())
+        lines.append(f"workers     {result['workers_before']} -> {result['workers_after']} (replaced: {restarts})")
     if not result["rss"]:
         return "\n".join([*lines, "RSS: not sampled (server process not found; give --pid)"])
     growth = result["rss"]
@@ -226,7 +234,8 @@ def main(argv: list[str] | None = None) -> int:
         rss.write_csv(result["rss_samples"], args.csv)
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))
-    return 1 if result["errors"] or result["workers_before"] != result["workers_after"] else 0
+    # A worker recycled for its memory (OCR_WORKER_MAX_MEMORY_MB) is the bound at work; one that died is a failure.
+    return 1 if result["errors"] or result["worker_restarts"]["died"] else 0
 
 
 if __name__ == "__main__":

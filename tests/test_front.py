@@ -16,8 +16,9 @@ import psutil
 import requests
 
 from conftest import b64, normalized
+from harness.servers import metric
 from harness.stats import RssSampler
-from test_production import metric, png
+from test_production import png
 
 
 def timed_ocr(server, body) -> float:

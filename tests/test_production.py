@@ -14,17 +14,11 @@ import requests
 from PIL import Image
 
 from conftest import b64, normalized
-from harness.servers import BIN, Server
+from harness.servers import BIN, Server, metric
 
 
 def post(url, module, **kwargs):
     return requests.post(f"{url}/predict/{module}", timeout=120, **kwargs)
-
-
-def metric(url: str, name: str) -> float:
-    """Sum of a metric's samples whose line starts with ``name`` (labels included in ``name``)."""
-    lines = requests.get(url + "/metrics", timeout=10).text.splitlines()
-    return sum(float(line.rsplit(" ", 1)[1]) for line in lines if line.startswith(name))
 
 
 def test_health_is_503_while_loading_then_200(server):
