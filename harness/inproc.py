@@ -16,6 +16,7 @@ when the config rejects the engine or the engine cannot start. Child side: ``pyt
 from __future__ import annotations
 
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -35,10 +36,14 @@ def measure(paths: list[Path], *, engine: str, threads: int, rounds: int, data_d
 def measure_parallel(
     processes: int, paths: list[Path], *, engine: str, threads: int, rounds: int, data_dir: Path, timeout: float = 3600
 ) -> list[dict]:
-    """``processes`` processes timed over the same span (each with its own data dir and log)."""
+    """``processes`` processes timed over the same span (each with its own data dir and log), each on its
+    own ``threads`` cores when they fit, as the server pins its workers (OpenVINO pins its threads to
+    the first cores a process may use: unpinned, all would share the first core)."""
     spec = json.dumps({"paths": [str(p) for p in paths], "rounds": rounds})
     folders = [data_dir / f"{engine}-{threads}t-{n}" for n in range(processes)]
-    children = [_start(spec, engine, threads, folder) for folder in folders]
+    cores = sorted(os.sched_getaffinity(0))
+    shares = [cores[n * threads : (n + 1) * threads] if processes * threads <= len(cores) else None for n in range(processes)]
+    children = [_start(spec, engine, threads, folder, share) for folder, share in zip(folders, shares)]
     try:
         answers = [_read_until_ready(child) for child in children]
         for child, answer in zip(children, answers):
@@ -62,7 +67,7 @@ def images_per_s(run: dict) -> float:
     return len(run["passes"][0]) / seconds_per_pass(run)["median"]
 
 
-def _start(spec: str, engine: str, threads: int, data_dir: Path) -> subprocess.Popen:
+def _start(spec: str, engine: str, threads: int, data_dir: Path, cores: list[int] | None = None) -> subprocess.Popen:
     data_dir.mkdir(parents=True, exist_ok=True)
     env = clean_env(OCR_ENGINE=engine, OCR_CPU_THREADS=str(threads), OCR_DATA_DIR=str(data_dir))
     with (data_dir / "child.log").open("w") as log:
@@ -74,6 +79,7 @@ def _start(spec: str, engine: str, threads: int, data_dir: Path) -> subprocess.P
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=log,
+            preexec_fn=(lambda: os.sched_setaffinity(0, cores)) if cores else None,
         )
     child.log_path = data_dir / "child.log"
     return child

@@ -42,7 +42,11 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARED_PHOTOS = ROOT.parent / "shared" / "images"
 PARTS = ("inproc", "http", "rapidocr")
 REFERENCE = "onednn"  # PaddleOCR's own engine: the texts every other run is compared with
-SERVERS = {"ours": "ocrhub-serve (defaults)", "stock": "stock hub serving (onednn)"}
+SERVERS = {
+    "ours": "ocrhub-serve (defaults)",
+    "ours-bf16": "ocrhub-serve (OCR_ENGINE=openvino-bf16)",
+    "stock": "stock hub serving (onednn)",
+}
 
 
 def note(message: str) -> None:
@@ -93,8 +97,13 @@ def machine_limit(args, paths: list[Path], workdir: Path, engine: str, processes
 def bench_http(args, images: list[photos.Photo], workdir: Path) -> dict:
     """Each server in turn: started cold, warmed on every image, then loaded at each concurrency."""
     (workdir / "ours").mkdir()
+    (workdir / "ours-bf16").mkdir()
     starts = {
         "ours": (lambda: Server.production(workdir / "ours"), workdir / "ours" / "server.log"),
+        "ours-bf16": (
+            lambda: Server.production(workdir / "ours-bf16", OCR_ENGINE="openvino-bf16"),
+            workdir / "ours-bf16" / "server.log",
+        ),
         "stock": (
             lambda: Server.hub_serving(install_modules(workdir / "hub_home"), workdir, OCR_ENGINE=REFERENCE),
             workdir / "hub_serving.log",
@@ -169,12 +178,13 @@ def ratio(numerator: float | None, denominator: float | None) -> float | None:
 def ratios(res: dict) -> list[tuple[str, float | None]]:
     ours_c1_s = ratio(1, rate(res, "ours", 1))
     rows = [(f"ocrhub-serve ÷ stock, images/s at c={c}", ratio(rate(res, "ours", c), rate(res, "stock", c))) for c in (1, 4)]
-    best = max(measured_runs(res), key=inproc.images_per_s, default=None)
+    rows.append(("ocrhub-serve bf16 ÷ stock, images/s at c=4", ratio(rate(res, "ours-bf16", 4), rate(res, "stock", 4))))
+    engine = OcrConfig.engine  # the server's default
+    best = max((run for run in measured_runs(res) if run["engine"] == engine), key=inproc.images_per_s, default=None)
     best_s = ratio(1, inproc.images_per_s(best)) if best else None
     if best:
         label = f"ocrhub-serve c=1 s/image ÷ best in-process s/image ({run_label(best)})"
         rows.append((label, ratio(ours_c1_s, best_s)))
-    engine = OcrConfig.engine  # the server's default
     limit = res.get("inproc", {}).get("limits", {}).get(engine)
     if limit:
         rows.append(
