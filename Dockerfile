@@ -37,9 +37,6 @@ RUN pip install --no-deps --no-compile -r requirements.txt
 # HTTP tests of scripts/container_test.sh:
 # - tests/ and test/ directories (pandas alone has 40 MB), C/C++ headers, Cython sources and static
 #   libraries: for testing or building against a package, never imported;
-# - paddle/libs/libopenvino_intel_cpu_plugin.so (63 MB): the OpenVINO engine's CPU plugin, loaded
-#   only by Config.enable_openvino_engine(), which ocrhub never calls (libopenvino itself is linked
-#   by libpaddle and stays);
 # - pyarrow's Arrow Flight RPC libraries (22 MB): `import pyarrow` (through datasets) never loads them;
 # - visualdl/server/dist (23 MB): VisualDL's web UI, never served;
 # - jieba's dictionaries and its posseg, analyse and lac_small packages (35 MB): paddlenlp imports
@@ -53,7 +50,6 @@ RUN set -eu; sp=/opt/venv/lib/python3.11/site-packages; \
     find "$sp" -type f \( -name '*.a' -o -name '*.h' -o -name '*.hpp' -o -name '*.cuh' -o -name '*.pyx' \
         -o -name '*.pxd' -o -name '*.pxi' -o -name '*.c' -o -name '*.cc' -o -name '*.cpp' \) -delete; \
     rm -rf "$sp"/paddle/include "$sp"/pyarrow/include "$sp"/numpy/_core/include \
-        "$sp"/paddle/libs/libopenvino_intel_cpu_plugin.so \
         "$sp"/pyarrow/libarrow_flight.so* "$sp"/pyarrow/libarrow_python_flight.so* "$sp"/pyarrow/_flight.* \
         "$sp"/visualdl/server/dist \
         "$sp"/jieba/dict.txt "$sp"/jieba/posseg "$sp"/jieba/analyse "$sp"/jieba/lac_small; \

@@ -47,7 +47,8 @@ setup_venv() {
     "$(pick_python)" -m venv "$VENV"
   fi
   install_pinned "$ROOT/requirements.txt"
-  if ! (cd / && "$VENV/bin/python" -c 'import ocrhub') 2>/dev/null; then
+  # The project itself (editable): its packages and the ocrhub-serve entry point.
+  if [ ! -x "$VENV/bin/ocrhub-serve" ] || ! (cd / && "$VENV/bin/python" -c 'import ocrhub.serving, harness') 2>/dev/null; then
     "$VENV/bin/pip" install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e "$ROOT"
   fi
 }
