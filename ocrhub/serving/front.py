@@ -180,19 +180,31 @@ async def predict(request: Request) -> Response:
     return await answered(module if module in front.modules else "unknown", _predict(front, request, module))
 
 
-async def _predict(front: Front, request: Request, module: str) -> Response:
-    if module not in front.modules:
-        raise UnknownModuleError(f"Module {module} is not available; serving: {', '.join(front.modules)}")
+async def queued(front: Front, request: Request, label: str, job_of):
+    """Admit the request, read its body within its bounds and the byte budget, make its job
+    (``await job_of(body)``, which checks it) and wait for a worker's reply: (job, reply)."""
     front.admit()
     with front.budget.reserve(front.declared_size(request)):
         body = await front.read_body(request)
-        metrics.REQUEST_BYTES.labels(module).inc(len(body))
-        images = await asyncio.to_thread(parse_images, body, request.headers.get("content-type", ""), front.limits)
-        del body
-        reply = await front.pool.run(Job(module, images, REQUEST_ID.get()))
+        metrics.REQUEST_BYTES.labels(label).inc(len(body))
+        job = await job_of(body)
+        del body  # only the job's checked contents wait in the queue
+        reply = await front.pool.run(job)
     if reply.error is not None:
         raise reply.error
-    metrics.IMAGES.labels(module).inc(len(images))
+    return job, reply
+
+
+async def _predict(front: Front, request: Request, module: str) -> Response:
+    if module not in front.modules:
+        raise UnknownModuleError(f"Module {module} is not available; serving: {', '.join(front.modules)}")
+
+    async def job_of(body: bytes) -> Job:
+        images = await asyncio.to_thread(parse_images, body, request.headers.get("content-type", ""), front.limits)
+        return Job(module, images, REQUEST_ID.get())
+
+    job, reply = await queued(front, request, module, job_of)
+    metrics.IMAGES.labels(module).inc(len(job.images))
     return envelope(reply.results)
 
 
@@ -203,18 +215,15 @@ async def ocr(request: Request) -> Response:
 async def _ocr(front: Front, request: Request) -> Response:
     if "ocr_system" not in front.modules:
         raise UnknownModuleError("POST /ocr needs the ocr_system module, which this server does not serve (OCR_MODULES)")
-    front.admit()
     options = documents.Options.from_query(request.query_params)  # a bad option costs no upload
-    with front.budget.reserve(front.declared_size(request)):
-        body = await front.read_body(request)
-        metrics.REQUEST_BYTES.labels("ocr").inc(len(body))
+
+    async def job_of(body: bytes) -> DocumentJob:
         data = await uploaded_file(request, body)
-        del body
         if documents.sniff(data) == "image":  # refused from its header, before it waits for a worker
             image_input.read_file(data, 0, front.config.max_image_pixels)
-        reply = await front.pool.run(DocumentJob(data, options, REQUEST_ID.get()))
-    if reply.error is not None:
-        raise reply.error
+        return DocumentJob(data, options, REQUEST_ID.get())
+
+    _, reply = await queued(front, request, "ocr", job_of)
     for page in reply.results:
         metrics.PAGES.labels(page["source"]).inc()
     if wants_text(request):
