@@ -295,12 +295,8 @@ def process(client: OcrClient, path: Path, out: Path | None, font: str | None) -
         if out:
             visualize(data, client.module, record["results"], font).save(out, quality=90)
             record["visualization"] = str(out)
-    except OcrError as err:
-        record["error"] = failure(err)
-        if err.http_status == 401:
-            record["unauthorized"] = True
-    except OSError as err:
-        record["error"] = f"{err.strerror or err}"
+    except (OcrError, OSError) as err:
+        record.update(failed(err))
     except Exception as err:  # Pillow cannot draw a file the server could read
         record["error"] = f"visualisation failed: {type(err).__name__}: {err}"
     return record
@@ -311,13 +307,16 @@ def process_document(client: OcrClient, path: Path, args: argparse.Namespace) ->
     record = {"file": str(path)}
     try:
         record["pages"] = client.document(path.read_bytes(), args.pages, args.dpi, args.ocr)
-    except OcrError as err:
-        record["error"] = failure(err)
-        if err.http_status == 401:
-            record["unauthorized"] = True
-    except OSError as err:
-        record["error"] = f"{err.strerror or err}"
+    except (OcrError, OSError) as err:
+        record.update(failed(err))
     return record
+
+
+def failed(err: OcrError | OSError) -> dict:
+    """A file's record fields for a server error (a 401 marked, so no other file is tried) or a read error."""
+    if isinstance(err, OSError):
+        return {"error": f"{err.strerror or err}"}
+    return {"error": failure(err), **({"unauthorized": True} if err.http_status == 401 else {})}
 
 
 def failure(err: OcrError) -> str:
