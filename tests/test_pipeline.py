@@ -68,3 +68,17 @@ def test_system_equals_paddleocr_pipeline(config, pages):
         for (box, _, score), (their_box, (_, their_score)) in zip(ours, theirs):
             assert np.abs(np.asarray(box) - np.asarray(their_box)).max() <= 2
             assert score == pytest.approx(their_score, abs=1e-3)
+
+
+def test_table_normalize_gives_paddleocrs_floats_bit_for_bit(config, pages):
+    """The detector's input, normalized by table, against paddleocr's NormalizeImage: every float equal."""
+    (ours,) = [op for op in pipeline.detector(config)._predictor.preprocess_op if isinstance(op, pipeline.TableNormalize)]
+    theirs = ours._normalize
+    noise = np.random.default_rng(7).integers(0, 256, (301, 517, 3), dtype=np.uint8)
+    for image in [noise, *(sample.image for sample in pages.values())]:
+        expected = theirs({"image": image})["image"]
+        found = ours({"image": image})["image"]
+        assert found.dtype == expected.dtype and found.shape == expected.shape
+        assert np.array_equal(found, expected)
+    floats = noise.astype(np.float32)  # not an 8-bit page: paddleocr's own operator does it
+    assert np.array_equal(ours({"image": floats})["image"], theirs({"image": floats})["image"])

@@ -144,11 +144,11 @@ class Slot:
             while True:
                 pending = await self._next(exited)
                 if pending is None:
-                    return "died"
+                    return await self._exit_reason()
                 reply = await self._call(pending.job, timeout=self.pool.stuck_after)
                 if reply is NOT_DELIVERED:
                     self.pool.queue.put_nowait(pending)
-                    return "died"
+                    return await self._exit_reason()
                 if not pending.future.done():
                     if isinstance(reply, Reply):
                         pending.future.set_result(reply)
@@ -156,11 +156,13 @@ class Slot:
                         pending.future.set_exception(reply)
                 if isinstance(reply, WorkerDiedError):
                     return "died"
-                if reply.retire:
-                    await loop.run_in_executor(self.thread, self.process.join)
-                    return "recycled"
         finally:
             loop.remove_reader(self.process.sentinel)
+
+    async def _exit_reason(self) -> str:
+        """Why the idle worker exited: "recycled" when it retired over its memory limit, else "died"."""
+        await asyncio.get_running_loop().run_in_executor(self.thread, self.process.join)
+        return "recycled" if self.process.exitcode == worker.RETIRED else "died"
 
     async def _next(self, exited: asyncio.Future) -> _Pending | None:
         """The next job still worth running, or None once the worker has died while idle."""
