@@ -5,12 +5,16 @@
     runs = inproc.measure_parallel(2, paths, engine="openvino", threads=1, rounds=3, data_dir=tmp)
     inproc.seconds_per_pass(run), inproc.images_per_s(run)
 
+    with inproc.Session(paths, engine="openvino", threads=2, data_dir=tmp) as session:
+        session.one_pass()   # seconds per image; timed when the caller says, between other measurements
+
 Each process reads the image files, builds ``ocrhub.service.OcrService("ocr_system", config)`` with
 OCR_ENGINE and OCR_CPU_THREADS set (every other OCR_* setting at its default), runs one warm-up
-pass, says it is ready and waits for the go, so that processes measured together time the same
-span; then it times ``rounds`` passes, one ``predict`` call per image. Its answer (JSON): seconds
-per image of each pass, the texts of the last pass, load time and peak RSS; or ``{"skipped": why}``
-when the config rejects the engine or the engine cannot start. Child side: ``python -m harness.inproc SPEC``.
+pass, says it is ready and then times one pass, one ``predict`` call per image, for each "pass" line
+on its stdin, so that processes measured together time the same span. On "done" its answer (JSON):
+seconds per image of each pass, the texts of the last pass, load time and peak RSS; or
+``{"skipped": why}`` when the config rejects the engine or the engine cannot start.
+Child side: ``python -m harness.inproc SPEC``.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from pathlib import Path
 from harness.servers import clean_env
 from harness.stats import summary
 
-READY, RESULT = "INPROC-READY", "INPROC-RESULT "
+READY, PASSED, RESULT = "INPROC-READY", "INPROC-PASS ", "INPROC-RESULT "
 
 
 def measure(paths: list[Path], *, engine: str, threads: int, rounds: int, data_dir: Path, timeout: float = 3600) -> dict:
@@ -39,7 +43,7 @@ def measure_parallel(
     """``processes`` processes timed over the same span (each with its own data dir and log), each on its
     own ``threads`` cores when they fit, as the server pins its workers (OpenVINO pins its threads to
     the first cores a process may use: unpinned, all would share the first core)."""
-    spec = json.dumps({"paths": [str(p) for p in paths], "rounds": rounds})
+    spec = json.dumps({"paths": [str(p) for p in paths]})
     folders = [data_dir / f"{engine}-{threads}t-{n}" for n in range(processes)]
     cores = sorted(os.sched_getaffinity(0))
     shares = [cores[n * threads : (n + 1) * threads] if processes * threads <= len(cores) else None for n in range(processes)]
@@ -48,7 +52,7 @@ def measure_parallel(
         answers = [_read_until_ready(child) for child in children]
         for child, answer in zip(children, answers):
             if answer is None:  # ready: go
-                child.stdin.write("go\n")
+                child.stdin.write("pass\n" * rounds + "done\n")
                 child.stdin.flush()
         return [answer or _read_result(child, timeout) for child, answer in zip(children, answers)]
     finally:
@@ -56,6 +60,46 @@ def measure_parallel(
             if child.poll() is None:
                 child.kill()
             child.wait()
+
+
+class Session:
+    """One in-process pipeline kept loaded in its own process (pinned to ``cores`` when given), timed
+    one pass at a time when the caller says: ``one_pass()`` returns seconds per image; ``result`` is the
+    child's answer after the session (or ``{"skipped": ...}`` from the start, and no pass runs)."""
+
+    def __init__(self, paths: list[Path], *, engine: str, threads: int, data_dir: Path, cores: list[int] | None = None):
+        self.child = _start(json.dumps({"paths": [str(p) for p in paths]}), engine, threads, data_dir, cores)
+        self.result = _read_until_ready(self.child)
+
+    @property
+    def ready(self) -> bool:
+        return self.result is None
+
+    def start_pass(self) -> None:
+        self.child.stdin.write("pass\n")
+        self.child.stdin.flush()
+
+    def end_pass(self) -> list[float]:
+        for line in self.child.stdout:
+            if line.startswith(PASSED):
+                return json.loads(line[len(PASSED) :])
+        raise RuntimeError(f"in-process child exited: {_failed(self.child)['skipped']}")
+
+    def one_pass(self) -> list[float]:
+        self.start_pass()
+        return self.end_pass()
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        if self.ready and self.child.poll() is None:
+            self.child.stdin.write("done\n")
+            self.child.stdin.flush()
+            self.result = _read_result(self.child, timeout=60)
+        if self.child.poll() is None:
+            self.child.kill()
+        self.child.wait()
 
 
 def seconds_per_pass(run: dict) -> dict:
@@ -143,8 +187,12 @@ def child(spec: dict) -> None:
 
     warm_up, _ = one_pass()
     print(READY, flush=True)
-    sys.stdin.readline()
-    passes = [one_pass() for _ in range(spec["rounds"])]
+    passes = []
+    for command in sys.stdin:  # "pass": time one more pass; "done" (or the end): answer
+        if command.strip() != "pass":
+            break
+        passes.append(one_pass())
+        print(PASSED + json.dumps(passes[-1][0]), flush=True)
     _answer(
         {
             "engine": config.engine,

@@ -2,24 +2,27 @@
 
     .venv/bin/python scripts/bench.py --out bench.md --json bench.json                  # everything
     .venv/bin/python scripts/bench.py --rapidocr-python /tmp/rapidocr-venv/bin/python --chart bench.png
-    .venv/bin/python scripts/bench.py --limit 2 --rounds 1 --requests-per-level 4       # a smoke run
+    .venv/bin/python scripts/bench.py --limit 2 --rounds 1 --requests-per-level 4 --http-rounds 1  # a smoke run
 
 Images: the photos of --images DIR (default ../shared/images next to the repo, when present), then
 the pages rendered by harness.testimages; --limit N keeps the first N. Parts (--only, default all):
 
 - inproc: ``OcrService("ocr_system")`` per engine (OCR_ENGINE) × threads, each in a fresh process:
-  seconds per pass over the images, median and range of --rounds passes after a warm-up pass; the
-  machine limit: one 1-thread process per core at once (images/s, the sum of their rates); texts
+  seconds per pass over the images, median and range of --rounds passes after a warm-up pass; texts
   compared line by line with the onednn engine's (PaddleOCR's own path).
-- http: ``POST /predict/ocr_system``, one image per request, --requests-per-level requests at each
-  concurrency, against ``ocrhub-serve`` with its defaults, then stock ``hub serving start`` with
-  OCR_ENGINE=onednn; cold start (launch to every worker ready) and peak RSS of each server.
+- http: ``POST /predict/ocr_system``, one image per request, against ``ocrhub-serve`` with its
+  defaults, with 2 workers × 1 thread, with bf16, and stock ``hub serving start`` with
+  OCR_ENGINE=onednn, all started (cold start and peak RSS of each) and then measured in
+  --http-rounds rounds: in each, the in-process references (the default engine with every core,
+  and the machine limit: one pinned 1-thread process per core at once), then each server in turn at
+  each concurrency, --requests-per-level requests. Ratios pair numbers of the same round.
 - rapidocr: RapidOCR at its defaults, when --rapidocr-python has ``rapidocr_onnxruntime``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shlex
@@ -35,7 +38,7 @@ from harness import inproc, photos, rapidocr, report
 from harness.hub import install_modules
 from harness.load import image_body, run_load
 from harness.servers import Server
-from harness.stats import RssSampler
+from harness.stats import RssSampler, percentile, summary
 from ocrhub.config import ENGINES, OcrConfig
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,6 +47,7 @@ PARTS = ("inproc", "http", "rapidocr")
 REFERENCE = "onednn"  # PaddleOCR's own engine: the texts every other run is compared with
 SERVERS = {
     "ours": "ocrhub-serve (defaults)",
+    "ours-2x1": "ocrhub-serve (OCR_WORKERS=2 OCR_CPU_THREADS=1)",
     "ours-bf16": "ocrhub-serve (OCR_ENGINE=openvino-bf16)",
     "stock": "stock hub serving (onednn)",
 }
@@ -65,9 +69,9 @@ def numbers(text: str) -> list[int]:
 
 
 def bench_inproc(args, paths: list[Path], workdir: Path) -> dict:
-    """Every engine × threads in its own process, then each engine's machine limit."""
-    cores, runs, limits = len(os.sched_getaffinity(0)), [], {}
-    with progress(len(args.engines) * (len(args.threads) + 1), "in-process") as bar:
+    """Every engine × threads, each in its own process."""
+    runs = []
+    with progress(len(args.engines) * len(args.threads), "in-process") as bar:
         for engine in args.engines:
             for threads in args.threads:
                 bar.set_postfix_str(f"{engine}, {threads} thread(s)")
@@ -77,82 +81,144 @@ def bench_inproc(args, paths: list[Path], workdir: Path) -> dict:
                 if "skipped" in run:  # the config rejects the engine, whatever the threads
                     note(f"in-process {engine}: skipped ({run['skipped']})")
                     break
-            else:
-                bar.set_postfix_str(f"{engine}, {cores} × 1 thread at once")
-                limit = machine_limit(args, paths, workdir, engine, cores)
-                limits |= {engine: limit} if limit else {}
-            bar.update()
-    return {"runs": runs, "limits": limits}
+    return {"runs": runs}
 
 
-def machine_limit(args, paths: list[Path], workdir: Path, engine: str, processes: int) -> dict | None:
-    """One 1-thread process per core, timed over the same span: the sum of their images/s."""
-    runs = inproc.measure_parallel(processes, paths, engine=engine, threads=1, rounds=args.rounds, data_dir=workdir / "parallel")
-    if not all("passes" in run for run in runs):
-        note(f"machine limit of {engine}: skipped ({[run.get('skipped') for run in runs]})")
-        return None
-    return {"processes": processes, "images_per_s": sum(map(inproc.images_per_s, runs)), "runs": runs}
+def bench_http(args, images: list[photos.Photo], paths: list[Path], workdir: Path) -> dict:
+    """Every server started one at a time (each cold start timed alone) and warmed; then rounds in which
+    each server in turn takes each concurrency, beside the in-process references, so that each ratio
+    pairs numbers measured a few minutes apart at most, on a machine whose speed drifts."""
+    bodies = [image_body(photo) for photo in images]
+    body = lambda i: bodies[i % len(bodies)]
+    results, running, samplers = {}, {}, {}
+    with contextlib.ExitStack() as stack:
+        for key, (start, log) in server_starts(workdir).items():
+            note(f"starting {SERVERS[key]}...")
+            try:
+                server = stack.enter_context(start())
+            except (RuntimeError, TimeoutError, subprocess.CalledProcessError) as err:
+                tail = " | ".join(log.read_text(errors="replace").splitlines()[-5:]) if log.exists() else ""
+                results[key] = {"skipped": f"{err} {tail}".strip()}
+                note(f"{SERVERS[key]}: skipped ({results[key]['skipped']})")
+                continue
+            workers = max(1, len(server.workers()))  # hub serving: one process
+            # warm-up, untimed: each image about once per worker, which builds its per-shape engine state
+            run_load(
+                server.url,
+                "ocr_system",
+                lambda i: bodies[i % len(bodies)],
+                concurrency=workers,
+                max_requests=len(bodies) * workers,
+            )
+            running[key], samplers[key] = server, stack.enter_context(RssSampler(server.process.pid, interval=1.0))
+            results[key] = {"ready_s": server.ready_seconds, "workers": workers, "runs": {c: [] for c in args.concurrency}}
+        references = stack.enter_context(References(paths, workdir / "references"))
+        texts = {key: [None] * len(images) for key in running}
+        with progress(args.http_rounds * len(args.concurrency) * len(running), "HTTP, in rounds") as bar:
+            for round_index in range(args.http_rounds):
+                references.measure(passes=max(1, args.requests_per_level // len(images)))
+                keys = list(running)[round_index % len(running) :] + list(running)[: round_index % len(running)]
+                for concurrency in args.concurrency:
+                    for key in keys:
+                        bar.set_postfix_str(f"round {round_index + 1}, {key}, c={concurrency}")
+                        load = run_load(
+                            running[key].url,
+                            "ocr_system",
+                            body,
+                            concurrency=concurrency,
+                            max_requests=args.requests_per_level,
+                        )
+                        results[key]["runs"][concurrency].append({**load.summary(), "latencies": load.latencies})
+                        for index, lines in load.texts().items():
+                            texts[key][index % len(images)] = texts[key][index % len(images)] or lines
+                        bar.update()
+    for key in running:
+        runs = results[key].pop("runs")
+        results[key] |= {"levels": [level(c, runs[c]) for c in args.concurrency], "texts": texts[key]}
+        results[key]["peak_rss_mb"] = samplers[key].peak_mb
+    return {"servers": results, "references": references.results()}
 
 
-def bench_http(args, images: list[photos.Photo], workdir: Path) -> dict:
-    """Each server in turn: started cold, warmed on every image, then loaded at each concurrency."""
-    (workdir / "ours").mkdir()
-    (workdir / "ours-bf16").mkdir()
-    starts = {
-        "ours": (lambda: Server.production(workdir / "ours"), workdir / "ours" / "server.log"),
-        "ours-bf16": (
-            lambda: Server.production(workdir / "ours-bf16", OCR_ENGINE="openvino-bf16"),
-            workdir / "ours-bf16" / "server.log",
-        ),
+def server_starts(workdir: Path) -> dict:
+    """Each server's start and its log, in the order they are started and measured."""
+
+    def ours(key: str, **env: str):
+        (workdir / key).mkdir()
+        return (lambda: Server.production(workdir / key, **env)), workdir / key / "server.log"
+
+    return {
+        "ours": ours("ours"),
+        "ours-2x1": ours("ours-2x1", OCR_WORKERS="2", OCR_CPU_THREADS="1"),
+        "ours-bf16": ours("ours-bf16", OCR_ENGINE="openvino-bf16"),
         "stock": (
             lambda: Server.hub_serving(install_modules(workdir / "hub_home"), workdir, OCR_ENGINE=REFERENCE),
             workdir / "hub_serving.log",
         ),
     }
-    results = {}
-    for key, (start, log) in starts.items():
-        note(f"starting {SERVERS[key]}...")
-        try:
-            with start() as server:
-                results[key] = bench_server(server, SERVERS[key], images, args)
-        except (RuntimeError, TimeoutError, subprocess.CalledProcessError) as err:
-            tail = " | ".join(log.read_text(errors="replace").splitlines()[-5:]) if log.exists() else ""
-            results[key] = {"skipped": f"{err} {tail}".strip()}
-            note(f"{SERVERS[key]}: skipped ({results[key]['skipped']})")
-    return results
 
 
-def bench_server(server: Server, label: str, images: list[photos.Photo], args) -> dict:
-    bodies = [image_body(photo) for photo in images]
-    workers = max(1, len(server.workers()))  # hub serving: one process
-
-    def body(index: int) -> bytes:
-        return bodies[index % len(bodies)]
-
-    # warm-up, untimed: each image about once per worker, which builds its per-shape engine state
-    run_load(server.url, "ocr_system", body, concurrency=workers, max_requests=len(bodies) * workers)
-    levels, texts = [], [None] * len(images)
-    with RssSampler(server.process.pid, interval=0.5) as rss:
-        for concurrency in args.concurrency:
-            with progress(args.requests_per_level, f"{label}, c={concurrency}") as bar:
-                load = run_load(
-                    server.url,
-                    "ocr_system",
-                    body,
-                    concurrency=concurrency,
-                    max_requests=args.requests_per_level,
-                    on_answer=lambda _: bar.update(),
-                )
-            levels.append({**load.summary(), "latencies": load.latencies})
-            for index, lines in load.texts().items():
-                texts[index % len(images)] = texts[index % len(images)] or lines
+def level(concurrency: int, runs: list[dict]) -> dict:
+    """One concurrency over the rounds: images/s per round (median and range), latencies pooled."""
+    latencies = [seconds for run in runs for seconds in run["latencies"]]
     return {
-        "ready_s": server.ready_seconds,
-        "workers": workers,
-        "levels": levels,
-        "texts": texts,
-        "peak_rss_mb": rss.peak_mb,
+        "concurrency": concurrency,
+        "rates": [run["images_per_s"] for run in runs],
+        "images_per_s": summary([run["images_per_s"] for run in runs])["median"],
+        "p50_s": percentile(latencies, 50),
+        "p95_s": percentile(latencies, 95),
+        "errors": sum(run["errors"] for run in runs),
+        "error_kinds": [run["error_kinds"] for run in runs if run["error_kinds"]],
     }
+
+
+def images_per_s(passes: list[list[float]]) -> float:
+    """Images per second over passes of seconds per image."""
+    return sum(map(len, passes)) / sum(map(sum, passes))
+
+
+class References:
+    """The in-process pipeline on the default engine with every core (its fastest configuration here),
+    and the machine limit: one 1-thread process per core at once, each pinned to its core. Kept loaded
+    and timed once per round, between the servers' turns."""
+
+    def __init__(self, paths: list[Path], workdir: Path):
+        cores, engine = sorted(os.sched_getaffinity(0)), OcrConfig.engine
+        self.engine, self.cores = engine, len(cores)
+        self.best = inproc.Session(paths, engine=engine, threads=len(cores), data_dir=workdir / "best")
+        self.limit = [
+            inproc.Session(paths, engine=engine, threads=1, data_dir=workdir / f"limit-{core}", cores=[core]) for core in cores
+        ]
+        self.best_rates, self.limit_rates = [], []
+
+    def measure(self, passes: int) -> None:
+        if self.best.ready:
+            self.best_rates.append(images_per_s([self.best.one_pass() for _ in range(passes)]))
+        if all(session.ready for session in self.limit):
+            timed = {session: [] for session in self.limit}
+            for _ in range(passes):
+                for session in self.limit:
+                    session.start_pass()
+                for session, seconds in timed.items():
+                    seconds.append(session.end_pass())
+            self.limit_rates.append(sum(map(images_per_s, timed.values())))
+
+    def results(self) -> dict:
+        return {
+            "engine": self.engine,
+            "best": {
+                "threads": self.cores,
+                "rates": self.best_rates,
+                "skipped": self.best.result and self.best.result.get("skipped"),
+            },
+            "limit": {"processes": self.cores, "rates": self.limit_rates},
+        }
+
+    def __enter__(self) -> References:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for session in [self.best, *self.limit]:
+            session.__exit__(*exc)
 
 
 # ------------------------------------------------------------------------------------------- analysis
@@ -166,46 +232,51 @@ def measured_runs(res: dict) -> list[dict]:
     return [run for run in res.get("inproc", {}).get("runs", []) if "passes" in run]
 
 
-def rate(res: dict, server: str, concurrency: int) -> float | None:
-    levels = res.get("http", {}).get(server, {}).get("levels", [])
-    return next((lv["images_per_s"] for lv in levels if lv["concurrency"] == concurrency), None)
+def levels(res: dict, server: str) -> list[dict]:
+    return res.get("http", {}).get("servers", {}).get(server, {}).get("levels", [])
 
 
-def ratio(numerator: float | None, denominator: float | None) -> float | None:
-    return numerator / denominator if numerator and denominator else None
+def rates(res: dict, server: str, concurrency: int) -> list[float]:
+    """The server's images/s at ``concurrency``, one per round."""
+    return next((lv["rates"] for lv in levels(res, server) if lv["concurrency"] == concurrency), [])
 
 
-def ratios(res: dict) -> list[tuple[str, float | None]]:
-    ours_c1_s = ratio(1, rate(res, "ours", 1))
-    rows = [(f"ocrhub-serve ÷ stock, images/s at c={c}", ratio(rate(res, "ours", c), rate(res, "stock", c))) for c in (1, 4)]
-    rows.append(("ocrhub-serve bf16 ÷ stock, images/s at c=4", ratio(rate(res, "ours-bf16", 4), rate(res, "stock", 4))))
-    engine = OcrConfig.engine  # the server's default
-    best = max((run for run in measured_runs(res) if run["engine"] == engine), key=inproc.images_per_s, default=None)
-    best_s = ratio(1, inproc.images_per_s(best)) if best else None
+def paired(numerators: list[float], denominators: list[float]) -> dict:
+    """Ratios of numbers measured in the same round: median and range."""
+    return summary([n / d for n, d in zip(numerators, denominators) if n and d])
+
+
+def ratios(res: dict) -> list[tuple[str, dict]]:
+    refs = res.get("http", {}).get("references", {})
+    best, limit = refs.get("best", {}).get("rates", []), refs.get("limit", {}).get("rates", [])
+    rows = [(f"ocrhub-serve ÷ stock, images/s at c={c}", paired(rates(res, "ours", c), rates(res, "stock", c))) for c in (1, 4)]
+    rows += [
+        ("ocrhub-serve bf16 ÷ stock, images/s at c=4", paired(rates(res, "ours-bf16", 4), rates(res, "stock", 4))),
+        ("ocrhub-serve 2 × 1 thread ÷ stock, images/s at c=4", paired(rates(res, "ours-2x1", 4), rates(res, "stock", 4))),
+    ]
     if best:
-        label = f"ocrhub-serve c=1 s/image ÷ best in-process s/image ({run_label(best)})"
-        rows.append((label, ratio(ours_c1_s, best_s)))
-    limit = res.get("inproc", {}).get("limits", {}).get(engine)
+        label = f"ocrhub-serve c=1 s/image ÷ in-process s/image ({refs['engine']}, {refs['best']['threads']} threads)"
+        rows.append((label, paired(best, rates(res, "ours", 1))))
     if limit:
-        rows.append(
-            (
-                f"ocrhub-serve c=4 images/s ÷ machine limit ({engine}, {limit['processes']} × 1 thread)",
-                ratio(rate(res, "ours", 4), limit["images_per_s"]),
-            )
-        )
-    if "passes" in res.get("rapidocr", {}):
-        rapid_s = ratio(1, inproc.images_per_s(res["rapidocr"]))
+        machine = f"machine limit ({refs['engine']}, {refs['limit']['processes']} × 1 thread)"
         rows += [
-            ("RapidOCR s/image ÷ ocrhub-serve c=1 s/image", ratio(rapid_s, ours_c1_s)),
-            ("RapidOCR s/image ÷ best in-process s/image", ratio(rapid_s, best_s)),
+            (f"ocrhub-serve c=4 images/s ÷ {machine}", paired(rates(res, "ours", 4), limit)),
+            (f"ocrhub-serve 2 × 1 thread c=4 images/s ÷ {machine}", paired(rates(res, "ours-2x1", 4), limit)),
         ]
-    return rows
+    if "passes" in res.get("rapidocr", {}):
+        rapid = [inproc.images_per_s(res["rapidocr"])]
+        rows.append(
+            ("RapidOCR s/image ÷ ocrhub-serve c=1 s/image", paired(rates(res, "ours", 1), rapid * len(rates(res, "ours", 1))))
+        )
+        if best:
+            rows.append(("RapidOCR s/image ÷ in-process s/image (the same)", paired(best, rapid * len(best))))
+    return [(label, value) for label, value in rows if value]
 
 
 def text_sources(res: dict) -> dict[str, list]:
     """Texts per image of every run, by label, the reference first (in-process onednn, else stock)."""
     sources = {f"in-process {run_label(run)}": run["texts"] for run in measured_runs(res)}
-    sources |= {SERVERS[key]: got["texts"] for key, got in res.get("http", {}).items() if "texts" in got}
+    sources |= {SERVERS[key]: got["texts"] for key, got in res.get("http", {}).get("servers", {}).items() if "texts" in got}
     if "texts" in res.get("rapidocr", {}):
         sources[res["rapidocr"]["engine"]] = res["rapidocr"]["texts"]
     reference = next((label for label in sources if REFERENCE in label), None)
@@ -229,8 +300,8 @@ def render(res: dict) -> str:
         f"- in-process: {res['rounds']} timed pass(es) after a warm-up pass",
     ]
     sections = [inproc_section(res), texts_section(res), http_section(res)]
-    rows = [[label, value] for label, value in ratios(res) if value is not None]
-    sections.append(["## Ratios", "", report.table(["ratio", "value"], rows)] if rows else [])
+    rows = [[label, f"{value['median']:.2f} ({value['min']:.2f}–{value['max']:.2f})", value["n"]] for label, value in ratios(res)]
+    sections.append(["## Ratios", "", report.table(["ratio", "median (min–max)", "rounds"], rows)] if rows else [])
     return "\n\n".join("\n".join(lines) for lines in [header, *sections] if lines) + "\n"
 
 
@@ -251,22 +322,7 @@ def inproc_section(res: dict) -> list[str]:
     rows = [timing_row(run_label(run), run) for run in res.get("inproc", {}).get("runs", [])]
     if "rapidocr" in res:
         rows.append(timing_row(res["rapidocr"].get("engine", "RapidOCR") + ", its defaults", res["rapidocr"]))
-    limits = [
-        [engine, limit["processes"], limit["images_per_s"]] for engine, limit in res.get("inproc", {}).get("limits", {}).items()
-    ]
-    return (
-        []
-        if not rows
-        else [
-            "## In-process `ocr_system`, one process per row",
-            "",
-            report.table(["engine", *TIMING], rows),
-            "",
-            "Machine limit: one 1-thread process per core at once (the sum of their images/s).",
-            "",
-            report.table(["engine", "processes", "images/s"], limits),
-        ]
-    )
+    return [] if not rows else ["## In-process `ocr_system`, one process per row", "", report.table(["engine", *TIMING], rows)]
 
 
 def texts_section(res: dict) -> list[str]:
@@ -286,11 +342,16 @@ def texts_section(res: dict) -> list[str]:
 
 
 def http_section(res: dict) -> list[str]:
-    http = res.get("http", {})
+    http = res.get("http", {}).get("servers", {})
     rows = [
-        [SERVERS[key], lv["concurrency"], lv["images_per_s"], ms(lv["p50_s"]), ms(lv["p95_s"]), lv["errors"]]
+        [SERVERS[key], lv["concurrency"], spread(lv["rates"]), ms(lv["p50_s"]), ms(lv["p95_s"]), lv["errors"]]
         for key, server in http.items()
         for lv in server.get("levels", [])
+    ]
+    refs = res.get("http", {}).get("references", {})
+    references = [
+        [f"in-process, {refs['engine']}, {refs['best']['threads']} threads", spread(refs["best"]["rates"])],
+        [f"machine limit, {refs['engine']}, {refs['limit']['processes']} × 1 thread", spread(refs["limit"]["rates"])],
     ]
     starts = [
         [SERVERS[key], s.get("ready_s"), s.get("workers"), s.get("peak_rss_mb"), s.get("skipped", "")] for key, s in http.items()
@@ -299,13 +360,25 @@ def http_section(res: dict) -> list[str]:
         []
         if not http
         else [
-            "## HTTP `/predict/ocr_system`, one image per request",
+            f"## HTTP `/predict/ocr_system`, one image per request, {res['http_rounds']} rounds",
+            "",
+            "Each round: the in-process references, then every server in turn at each concurrency (the order",
+            "rotating by round); images/s is the median over rounds (min–max), latencies pooled.",
             "",
             report.table(["server", "clients", "images/s", "p50 ms", "p95 ms", "errors"], rows),
+            "",
+            report.table(["in-process reference", "images/s"], references),
             "",
             report.table(["server", "cold start: launch → workers ready, s", "workers", "peak RSS MB", "skipped"], starts),
         ]
     )
+
+
+def spread(values: list[float]) -> str:
+    if not values:
+        return "–"
+    stats = summary(values)
+    return f"{stats['median']:.2f} ({stats['min']:.2f}–{stats['max']:.2f})"
 
 
 def ms(seconds: float | None) -> float | None:
@@ -315,10 +388,10 @@ def ms(seconds: float | None) -> float | None:
 def chart(res: dict, path: Path) -> None:
     series = {
         SERVERS[key]: [(lv["concurrency"], lv["images_per_s"]) for lv in server.get("levels", [])]
-        for key, server in res.get("http", {}).items()
+        for key, server in res.get("http", {}).get("servers", {}).items()
     }
-    limit = res.get("inproc", {}).get("limits", {}).get(OcrConfig.engine)
-    lines = {f"machine limit ({OcrConfig.engine})": limit["images_per_s"]} if limit else {}
+    limit = res.get("http", {}).get("references", {}).get("limit", {}).get("rates")
+    lines = {f"machine limit ({OcrConfig.engine})": summary(limit)["median"]} if limit else {}
     if not report.throughput_chart(series, lines, "/predict/ocr_system", path):
         note("chart skipped: matplotlib is missing (pip install --no-deps -r requirements-bench.txt)")
 
@@ -342,15 +415,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", default="1,2", help="OCR_CPU_THREADS values (inproc)")
     parser.add_argument("--rounds", type=int, default=3, help="timed passes after the warm-up pass")
     parser.add_argument("--concurrency", default="1,2,4,8", help="HTTP client counts")
-    parser.add_argument("--requests-per-level", type=int, default=40, help="HTTP requests per concurrency")
+    parser.add_argument("--requests-per-level", type=int, default=40, help="HTTP requests per concurrency and round")
+    parser.add_argument("--http-rounds", type=int, default=3, help="rounds over every server and concurrency")
     parser.add_argument("--rapidocr-python", help="a Python with rapidocr_onnxruntime (its own venv)")
     parser.add_argument("--out", type=Path, help="also write the markdown report here")
     parser.add_argument("--json", type=Path, help="write the raw results here")
     parser.add_argument("--chart", "--png", type=Path, help="images/s by concurrency, PNG (needs matplotlib)")
     args = parser.parse_args(argv)
     args.only = set(args.only.split(","))
-    if not args.only <= set(PARTS) or args.rounds < 1 or args.requests_per_level < 1:
-        parser.error(f"--only takes {','.join(PARTS)}; --rounds and --requests-per-level must be positive")
+    if not args.only <= set(PARTS) or min(args.rounds, args.requests_per_level, args.http_rounds) < 1:
+        parser.error(f"--only takes {','.join(PARTS)}; --rounds, --requests-per-level and --http-rounds must be positive")
     args.engines = args.engines.split(",")
     args.threads, args.concurrency = numbers(args.threads), numbers(args.concurrency)
     return args
@@ -366,6 +440,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": report.machine(),
         "images": [p.name for p in images],
         "rounds": args.rounds,
+        "http_rounds": args.http_rounds,
         "started": time.strftime("%Y-%m-%d %H:%M"),
     }
     with tempfile.TemporaryDirectory(prefix="ocrhub-bench-") as tmp:
@@ -380,7 +455,7 @@ def main(argv: list[str] | None = None) -> int:
                 else {"skipped": f"no rapidocr_onnxruntime in {args.rapidocr_python}"}
             )
         if "http" in args.only:
-            res["http"] = bench_http(args, images, workdir)
+            res["http"] = bench_http(args, images, paths, workdir)
     res["load_after"] = [round(value, 2) for value in os.getloadavg()]
     text = render(res)
     print(text)
