@@ -11,7 +11,7 @@ the pages rendered by harness.testimages; --limit N keeps the first N. Parts (--
   seconds per pass over the images, median and range of --rounds passes after a warm-up pass; texts
   compared line by line with the onednn engine's (PaddleOCR's own path).
 - http: ``POST /predict/ocr_system``, one image per request, against ``ocrhub-serve`` with its
-  defaults, with 2 workers × 1 thread, with bf16, and stock ``hub serving start`` with
+  defaults, with 2 workers × 1 thread, with bf16 (both layouts), and stock ``hub serving start`` with
   OCR_ENGINE=onednn, all started (cold start and peak RSS of each) and then measured in
   --http-rounds rounds: in each, the in-process references (the default engine with every core,
   and the machine limit: one pinned 1-thread process per core at once), then each server in turn at
@@ -49,6 +49,7 @@ SERVERS = {
     "ours": "ocrhub-serve (defaults)",
     "ours-2x1": "ocrhub-serve (OCR_WORKERS=2 OCR_CPU_THREADS=1)",
     "ours-bf16": "ocrhub-serve (OCR_ENGINE=openvino-bf16)",
+    "ours-bf16-2x1": "ocrhub-serve (OCR_ENGINE=openvino-bf16 OCR_WORKERS=2 OCR_CPU_THREADS=1)",
     "stock": "stock hub serving (onednn)",
 }
 
@@ -150,6 +151,7 @@ def server_starts(workdir: Path) -> dict:
         "ours": ours("ours"),
         "ours-2x1": ours("ours-2x1", OCR_WORKERS="2", OCR_CPU_THREADS="1"),
         "ours-bf16": ours("ours-bf16", OCR_ENGINE="openvino-bf16"),
+        "ours-bf16-2x1": ours("ours-bf16-2x1", OCR_ENGINE="openvino-bf16", OCR_WORKERS="2", OCR_CPU_THREADS="1"),
         "stock": (
             lambda: Server.hub_serving(install_modules(workdir / "hub_home"), workdir, OCR_ENGINE=REFERENCE),
             workdir / "hub_serving.log",
@@ -250,9 +252,10 @@ def ratios(res: dict) -> list[tuple[str, dict]]:
     refs = res.get("http", {}).get("references", {})
     best, limit = refs.get("best", {}).get("rates", []), refs.get("limit", {}).get("rates", [])
     rows = [(f"ocrhub-serve ÷ stock, images/s at c={c}", paired(rates(res, "ours", c), rates(res, "stock", c))) for c in (1, 4)]
+    others = {"ours-bf16": "bf16", "ours-2x1": "2 × 1 thread", "ours-bf16-2x1": "bf16, 2 × 1 thread"}
     rows += [
-        ("ocrhub-serve bf16 ÷ stock, images/s at c=4", paired(rates(res, "ours-bf16", 4), rates(res, "stock", 4))),
-        ("ocrhub-serve 2 × 1 thread ÷ stock, images/s at c=4", paired(rates(res, "ours-2x1", 4), rates(res, "stock", 4))),
+        (f"ocrhub-serve {name} ÷ stock, images/s at c=4", paired(rates(res, key, 4), rates(res, "stock", 4)))
+        for key, name in others.items()
     ]
     if best:
         label = f"ocrhub-serve c=1 s/image ÷ in-process s/image ({refs['engine']}, {refs['best']['threads']} threads)"
