@@ -2,10 +2,11 @@
 
 ``TextDetector``, ``TextClassifier`` and ``TextRecognizer`` from paddleocr's ``tools/infer`` bring the
 DB post-process, direction post-process and CTC decoding; each runs on a predictor from
-``ocrhub.predictor`` on the configured engine (``engine``: oneDNN by default, OpenVINO, plain Paddle,
-or the GPU). ``System`` chains them exactly as paddleocr's ``TextSystem`` does (sort boxes, crop,
-classify, recognize, drop low scores), so on oneDNN results are the same as paddleocr's pipeline with
-the same parameters.
+``ocrhub.predictor`` on the configured engine (``engine``: OpenVINO by default, oneDNN, plain Paddle,
+or the GPU); the detector's input is normalized by table (``TableNormalize``), to the same floats.
+``System`` chains them exactly as paddleocr's ``TextSystem`` does (sort boxes, crop, classify,
+recognize, drop low scores), so on oneDNN results are the same as paddleocr's pipeline with the same
+parameters.
 
 Stages are built once per process and shared by every module that asks for the same config
 (``ocr_system`` and ``ocr_det`` use one detector). A predictor is not thread-safe, so each stage
@@ -207,8 +208,8 @@ def warm_up(config: OcrConfig, stages: tuple[str, ...]) -> None:
     start-up: on the sample photos a process holds half the memory and each image takes about 15 %
     less time, for about a second more at start-up (BENCHMARKS.md). Results do not change.
 
-    OpenVINO compiles each input shape the first time it sees it (pages and line batches padded to
-    a few sizes, see ``ocrhub.predictor``): this compiles the largest of them. 0.7 s at start-up
+    OpenVINO compiles each input shape the first time it sees it (``ocrhub.predictor``): this compiles
+    the largest usual ones. 0.7 s at start-up
     (1.1 s to build the stages), and the first photo takes 0.2 s instead of 0.3 s."""
     for stage in stages:
         if stage != "cls" or stages == ("cls",) or config.use_angle_cls:
