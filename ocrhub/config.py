@@ -118,10 +118,6 @@ class ServerConfig:
     def module_names(self) -> list[str]:
         return [name.strip() for name in self.modules.split(",") if name.strip()]
 
-    @property
-    def worker_count(self) -> int:
-        return self.workers or len(os.sched_getaffinity(0))  # the launcher resolves 0 by engine first
-
 
 FIELDS = {f.name: f for f in dataclasses.fields(OcrConfig)}
 

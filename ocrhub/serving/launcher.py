@@ -63,16 +63,17 @@ def prepare_environment(server: ServerConfig, config: OcrConfig) -> None:
     os.environ["HOME"] = str(data / "home")  # what libraries keep under ~ (paddle's ~/.cache)
     os.environ["TMPDIR"] = str(data / "tmp")
     cores = len(os.sched_getaffinity(0))
-    os.environ.setdefault("OCR_CPU_THREADS", str(max(1, cores // server.worker_count)))
-    if server.worker_count * int(os.environ["OCR_CPU_THREADS"]) > cores:
+    os.environ.setdefault("OCR_CPU_THREADS", str(max(1, cores // server.workers)))
+    if server.workers * int(os.environ["OCR_CPU_THREADS"]) > cores:
         # More inference threads than cores: Paddle's OpenMP threads spin 200 ms after each operator by
         # default (Intel OpenMP), taking the cores that other workers need; let idle ones sleep at once.
         os.environ.setdefault("KMP_BLOCKTIME", "0")
 
 
 def build_app(server: ServerConfig, config: OcrConfig, connections: Connections):
+    server = default_layout(server, config)
     stuck_after = config.request_timeout + 60 if config.request_timeout else None
-    pool = WorkerPool(server, server.module_names, stuck_after)
+    pool = WorkerPool(server, config, stuck_after)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app):
@@ -89,8 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "9000")))
     args = parser.parse_args(argv)
     with exit_on_config_error("ocrhub-serve"):
-        server = default_layout(load_server_config(), load_config())
-        prepare_environment(server, load_config())
+        config = load_config()
+        server = default_layout(load_server_config(), config)
+        prepare_environment(server, config)
         config = load_config()  # again: OCR_CPU_THREADS may have just been set
         check_setup(server, config)
     if server.offline:

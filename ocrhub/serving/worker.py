@@ -22,6 +22,7 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ocrhub.config import OcrConfig
 from ocrhub.errors import ServiceError
 from ocrhub.serving.logs import REQUEST_ID, log_config
 
@@ -70,6 +71,7 @@ class LoadFailed:
 
 @dataclass(frozen=True)
 class Settings:
+    config: OcrConfig  # the front's, as it resolved it at start-up: every worker runs the same
     modules: tuple[str, ...]
     max_memory_mb: int
     offline: bool
@@ -91,12 +93,12 @@ def main(conn, settings: Settings) -> None:
         refuse_outbound_connections()
     started = time.monotonic()
     try:
-        services = _load(settings.modules)
+        services = _load(settings.config, settings.modules)
     except BaseException as err:  # SystemExit carries the one-line configuration message
         conn.send(LoadFailed(str(err) or type(err).__name__))
         return
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # paddle's import installs glog's, which aborts noisily
-    conn.send(Ready(os.getpid(), time.monotonic() - started, _describe(next(iter(services.values())).config)))
+    conn.send(Ready(os.getpid(), time.monotonic() - started, _describe(settings.config)))
     _serve(conn, services, settings.max_memory_mb)
 
 
@@ -113,18 +115,16 @@ def _quiet_libraries() -> None:
     warnings.filterwarnings("ignore", message="No ccache found", category=UserWarning, module="paddle")
 
 
-def _describe(config) -> str:
+def _describe(config: OcrConfig) -> str:
     models = ", ".join(Path(config.model_path(stage)).name for stage in ("det", "cls", "rec"))
     return f"engine {config.engine}, {config.threads} thread(s), models {config.model_set} ({models})"
 
 
-def _load(modules: list[str]) -> dict:
-    from ocrhub.config import load_config
+def _load(config: OcrConfig, modules: tuple[str, ...]) -> dict:
     from ocrhub.errors import exit_on_config_error
     from ocrhub.service import OcrService
 
     with exit_on_config_error("worker"):
-        config = load_config()
         return {name: OcrService(name, config) for name in modules}
 
 

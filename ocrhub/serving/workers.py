@@ -20,7 +20,7 @@ import os
 import time
 from multiprocessing.connection import wait
 
-from ocrhub.config import ServerConfig
+from ocrhub.config import OcrConfig, ServerConfig
 from ocrhub.errors import UnavailableError, WorkerDiedError
 from ocrhub.serving import metrics, worker
 from ocrhub.serving.worker import Job, LoadFailed, Ready, Reply
@@ -38,10 +38,12 @@ class _Pending:
 
 
 class WorkerPool:
-    def __init__(self, server: ServerConfig, modules: list[str], stuck_after: float | None):
-        self.server, self.modules, self.stuck_after = server, modules, stuck_after
+    def __init__(self, server: ServerConfig, config: OcrConfig, stuck_after: float | None):
+        """``server.workers`` resolved (``launcher.default_layout``); ``config`` is what every worker runs."""
+        self.server, self.config, self.stuck_after = server, config, stuck_after
+        self.modules = server.module_names
         self.queue: asyncio.Queue[_Pending] = asyncio.Queue()
-        self.slots = [Slot(self, index) for index in range(server.worker_count)]
+        self.slots = [Slot(self, index) for index in range(server.workers)]
         self.load_error = ""
         self.closing = False
         metrics.QUEUE_LENGTH.set_function(self.queue.qsize)
@@ -54,11 +56,13 @@ class WorkerPool:
         served 3.69. With more cores visible than used (a container under a CPU quota sees the node's),
         nothing is pinned, so pods on one node do not all crowd its first cores."""
         cores = sorted(os.sched_getaffinity(0))
-        threads = int(os.environ.get("OCR_CPU_THREADS") or 1)
+        threads = self.config.threads
         fits = len(self.slots) * threads == len(cores)
         share = tuple(cores[index * threads : (index + 1) * threads]) if fits else ()
         server = self.server
-        return worker.Settings(tuple(self.modules), server.worker_max_memory_mb, server.offline, server.log_format, share)
+        return worker.Settings(
+            self.config, tuple(self.modules), server.worker_max_memory_mb, server.offline, server.log_format, share
+        )
 
     @property
     def ready(self) -> int:
