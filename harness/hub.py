@@ -1,7 +1,9 @@
 """Stock PaddleHub: the project's four modules installed with ``hub install``, as a user does.
 
-from harness.hub import install_modules
-with Server.hub_serving(install_modules(tmp / "hub_home"), tmp) as server: ...
+    from harness.hub import install_modules
+    with Server.hub_serving(install_modules(tmp / "hub_home"), tmp) as server: ...
+
+The modules come from this checkout's ``modules/`` folder.
 """
 
 from __future__ import annotations

@@ -1,10 +1,12 @@
 """Pieces of measurement reports: the machine, the git revision, markdown tables, texts compared.
 
-from harness import report
-report.machine()                     # {"cores": 2, "cpu_model": ..., "ram_gb": ..., ...}
-report.table(["engine", "s"], [["openvino", 1.2]])
-report.line_agreement(texts, reference_texts)   # (lines identical, lines in all, images identical)
-report.throughput_chart({"server": [(1, 2.0), (4, 3.9)]}, {"limit": 4.0}, "title", Path("out.png"))
+    from harness import report
+    report.machine()                     # {"cores": 2, "cpu_model": ..., "ram_gb": ..., ...}
+    report.table(["engine", "s"], [["openvino", 1.2]])
+    report.line_agreement(texts, reference_texts)   # (lines identical, lines in all, images identical)
+    report.throughput_chart({"server": [(1, 2.0), (4, 3.9)]}, {"limit": 4.0}, "title", Path("out.png"))
+
+Used by ``scripts/bench.py`` and ``scripts/soak.py``.
 """
 
 from __future__ import annotations

@@ -1,12 +1,14 @@
 """Memory of a server's process tree over a run, for reports: samples, growth after warm-up, table, CSV.
 
-first = stats.tree_rss_mb(pid)            # at t=0: the sampler's first sample comes one interval in
-with stats.RssSampler(pid, interval=5) as sampler:
-    ...
-samples = rss.records(sampler.samples, first)
-rss.growth(samples, warmup_s=60)          # {"warmup_t", "after_warmup_mb", "last_mb", "max_mb", ...}
-print("\n".join(rss.table(samples)))
-rss.write_csv(samples, Path("rss.csv"))
+    first = stats.tree_rss_mb(pid)            # at t=0: the sampler's first sample comes one interval in
+    with stats.RssSampler(pid, interval=5) as sampler:
+        ...
+    samples = rss.records(sampler.samples, first)
+    rss.growth(samples, warmup_s=60)          # {"warmup_t", "after_warmup_mb", "last_mb", "max_mb", ...}
+    print("\n".join(rss.table(samples)))
+    rss.write_csv(samples, Path("rss.csv"))
+
+Sizes are the RSS of the process and all its descendants (``harness.stats.tree_rss_mb``).
 """
 
 from __future__ import annotations
