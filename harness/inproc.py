@@ -2,16 +2,15 @@
 
     from harness import inproc
     run = inproc.measure(paths, engine="openvino", threads=1, rounds=3, data_dir=tmp)
-    runs = inproc.measure_parallel(2, paths, engine="openvino", threads=1, rounds=3, data_dir=tmp)
     inproc.seconds_per_pass(run), inproc.images_per_s(run)
 
-    with inproc.Session(paths, engine="openvino", threads=2, data_dir=tmp) as session:
+    with inproc.Session(paths, engine="openvino", threads=1, data_dir=tmp, cores=[0]) as session:
         session.one_pass()   # seconds per image; timed when the caller says, between other measurements
 
 Each process reads the image files, builds ``ocrhub.service.OcrService("ocr_system", config)`` with
 OCR_ENGINE and OCR_CPU_THREADS set (every other OCR_* setting at its default), runs one warm-up
 pass, says it is ready and then times one pass, one ``predict`` call per image, for each "pass" line
-on its stdin, so that processes measured together time the same span. On "done" its answer (JSON):
+on its stdin, so that processes measured together can time the same span. On "done" its answer (JSON):
 seconds per image of each pass, the texts of the last pass, load time and peak RSS; or
 ``{"skipped": why}`` when the config rejects the engine or the engine cannot start.
 Child side: ``python -m harness.inproc SPEC``.
@@ -33,39 +32,23 @@ from harness.stats import summary
 READY, PASSED, RESULT = "INPROC-READY", "INPROC-PASS ", "INPROC-RESULT "
 
 
-def measure(paths: list[Path], *, engine: str, threads: int, rounds: int, data_dir: Path, timeout: float = 3600) -> dict:
-    return measure_parallel(1, paths, engine=engine, threads=threads, rounds=rounds, data_dir=data_dir, timeout=timeout)[0]
-
-
-def measure_parallel(
-    processes: int, paths: list[Path], *, engine: str, threads: int, rounds: int, data_dir: Path, timeout: float = 3600
-) -> list[dict]:
-    """``processes`` processes timed over the same span (each with its own data dir and log), each on its
-    own ``threads`` cores when they fit, as the server pins its workers (OpenVINO pins its threads to
-    the first cores a process may use: unpinned, all would share the first core)."""
-    spec = json.dumps({"paths": [str(p) for p in paths]})
-    folders = [data_dir / f"{engine}-{threads}t-{n}" for n in range(processes)]
-    cores = sorted(os.sched_getaffinity(0))
-    shares = [cores[n * threads : (n + 1) * threads] if processes * threads <= len(cores) else None for n in range(processes)]
-    children = [_start(spec, engine, threads, folder, share) for folder, share in zip(folders, shares)]
-    try:
-        answers = [_read_until_ready(child) for child in children]
-        for child, answer in zip(children, answers):
-            if answer is None:  # ready: go
-                child.stdin.write("pass\n" * rounds + "done\n")
-                child.stdin.flush()
-        return [answer or _read_result(child, timeout) for child, answer in zip(children, answers)]
-    finally:
-        for child in children:
-            if child.poll() is None:
-                child.kill()
-            child.wait()
+def measure(paths: list[Path], *, engine: str, threads: int, rounds: int, data_dir: Path) -> dict:
+    """``rounds`` passes in a fresh process, one after the other: the child's answer (or ``{"skipped": ...}``)."""
+    with Session(paths, engine=engine, threads=threads, data_dir=data_dir / f"{engine}-{threads}t") as session:
+        try:
+            for _ in range(rounds if session.ready else 0):
+                session.one_pass()
+        except RuntimeError as err:  # the child died during a pass
+            return {"skipped": str(err)}
+    return session.result
 
 
 class Session:
-    """One in-process pipeline kept loaded in its own process (pinned to ``cores`` when given), timed
-    one pass at a time when the caller says: ``one_pass()`` returns seconds per image; ``result`` is the
-    child's answer after the session (or ``{"skipped": ...}`` from the start, and no pass runs)."""
+    """One in-process pipeline kept loaded in its own process, timed one pass at a time when the caller
+    says: ``one_pass()`` returns seconds per image; ``result`` is the child's answer after the session
+    (or ``{"skipped": ...}`` from the start, and no pass runs). Sessions timed together should each get
+    ``cores`` of their own: OpenVINO pins its threads to the first cores a process may use, so
+    unpinned they would all share the first core."""
 
     def __init__(self, paths: list[Path], *, engine: str, threads: int, data_dir: Path, cores: list[int] | None = None):
         self.child = _start(json.dumps({"paths": [str(p) for p in paths]}), engine, threads, data_dir, cores)
