@@ -345,13 +345,14 @@ def texts_section(res: dict) -> list[str]:
 
 
 def http_section(res: dict) -> list[str]:
-    http = res.get("http", {}).get("servers", {})
+    if "http" not in res:
+        return []
+    http, refs = res["http"]["servers"], res["http"]["references"]
     rows = [
         [SERVERS[key], lv["concurrency"], spread(lv["rates"]), ms(lv["p50_s"]), ms(lv["p95_s"]), lv["errors"]]
         for key, server in http.items()
         for lv in server.get("levels", [])
     ]
-    refs = res.get("http", {}).get("references", {})
     references = [
         [f"in-process, {refs['engine']}, {refs['best']['threads']} threads", spread(refs["best"]["rates"])],
         [f"machine limit, {refs['engine']}, {refs['limit']['processes']} × 1 thread", spread(refs["limit"]["rates"])],
@@ -359,22 +360,18 @@ def http_section(res: dict) -> list[str]:
     starts = [
         [SERVERS[key], s.get("ready_s"), s.get("workers"), s.get("peak_rss_mb"), s.get("skipped", "")] for key, s in http.items()
     ]
-    return (
-        []
-        if not http
-        else [
-            f"## HTTP `/predict/ocr_system`, one image per request, {res['http_rounds']} rounds",
-            "",
-            "Each round: the in-process references, then every server in turn at each concurrency (the order",
-            "rotating by round); images/s is the median over rounds (min–max), latencies pooled.",
-            "",
-            report.table(["server", "clients", "images/s", "p50 ms", "p95 ms", "errors"], rows),
-            "",
-            report.table(["in-process reference", "images/s"], references),
-            "",
-            report.table(["server", "cold start: launch → workers ready, s", "workers", "peak RSS MB", "skipped"], starts),
-        ]
-    )
+    return [
+        f"## HTTP `/predict/ocr_system`, one image per request, {res['http_rounds']} rounds",
+        "",
+        "Each round: the in-process references, then every server in turn at each concurrency (the order",
+        "rotating by round); images/s is the median over rounds (min–max), latencies pooled.",
+        "",
+        report.table(["server", "clients", "images/s", "p50 ms", "p95 ms", "errors"], rows),
+        "",
+        report.table(["in-process reference", "images/s"], references),
+        "",
+        report.table(["server", "cold start: launch → workers ready, s", "workers", "peak RSS MB", "skipped"], starts),
+    ]
 
 
 def spread(values: list[float]) -> str:
