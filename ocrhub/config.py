@@ -3,7 +3,7 @@
 Field names are paddleocr 2.10's own argument names and defaults are its defaults, with three
 deliberate differences for a CPU service: ``use_gpu`` is off, ``enable_mkldnn`` is on, and
 ``use_angle_cls`` is on (``ocr_system`` classifies direction, as PaddleOCR's hubserving does).
-``cpu_threads`` 0 means "every core this process may use".
+``cpu_threads`` 0 means "every core this process may use" (``usable_cores``: a container's CPU limit counts).
 
 A value is resolved in this order, later wins:
 
@@ -18,6 +18,7 @@ A value is resolved in this order, later wins:
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,7 +85,27 @@ class OcrConfig:
 
     @property
     def threads(self) -> int:
-        return self.cpu_threads or len(os.sched_getaffinity(0))
+        return self.cpu_threads or usable_cores()
+
+
+def usable_cores(cgroup: Path = Path("/sys/fs/cgroup")) -> int:
+    """The cores this process may use: its CPU affinity, bounded by a container's CPU limit (its cgroup's
+    CPU quota), which the affinity does not show."""
+    cores = len(os.sched_getaffinity(0))
+    quota = _cpu_quota(cgroup)
+    return cores if quota is None else max(1, min(cores, math.ceil(quota)))
+
+
+def _cpu_quota(cgroup: Path) -> float | None:
+    """Cores' worth of CPU time the cgroup allows; None for no limit (or no cgroup file to say)."""
+    try:
+        try:
+            quota, period = (cgroup / "cpu.max").read_text().split()  # v2: "200000 100000" or "max 100000"
+        except FileNotFoundError:
+            quota, period = ((cgroup / "cpu" / name).read_text().strip() for name in ("cpu.cfs_quota_us", "cpu.cfs_period_us"))
+        return None if quota in ("max", "-1") else int(quota) / int(period)
+    except (OSError, ValueError, ZeroDivisionError):
+        return None
 
 
 @dataclass(frozen=True)
@@ -94,9 +115,10 @@ class ServerConfig:
     modules: str = ",".join(TASKS)
     # Inference workers: processes that take queued requests when idle (0: by engine, see launcher.default_layout).
     workers: int = 0
+    solo_worker: str = "auto"  # one more worker, with every core, for a request alone: auto, true or false
     queue_size: int = 32  # requests waiting for a worker; one more is answered 503 + Retry-After
     queue_timeout: float = 30.0  # seconds a request may wait for a worker before 503
-    worker_max_memory_mb: int = 2560  # a worker over this RSS after a request is replaced (0: never)
+    worker_max_memory_mb: int = 2048  # a worker over this RSS after a request is replaced (0: never)
     # HTTP front: every connection is read in full, within these bounds, before a worker sees it.
     max_connections: int = 1000  # open connections; a request on one more is answered 503
     header_timeout: float = 10.0  # seconds to send a request's line and headers, from connect or the last answer
@@ -113,6 +135,11 @@ class ServerConfig:
     open_page: bool = True  # with keys, the page at / and /openapi.json stay open (the page asks for a key)
     cors_origins: str = ""  # comma-separated origins allowed to call the API from a browser ("*": any)
     log_format: str = "text"  # text or json (one object per line)
+
+    @property
+    def solo(self) -> bool:
+        """A solo worker, once ``launcher.default_layout`` has resolved ``auto``."""
+        return self.solo_worker == "true"
 
     @property
     def module_names(self) -> list[str]:
@@ -182,6 +209,8 @@ def _check_choices(values: dict) -> None:
         raise ConfigError(f"det_limit_type must be 'max' or 'min', got {values['det_limit_type']!r}")
     if values.get("log_format", "text") not in ("text", "json"):
         raise ConfigError(f"log_format must be text or json, got {values['log_format']!r}")
+    if values.get("solo_worker", "auto") not in ("auto", "true", "false"):
+        raise ConfigError(f"solo_worker must be auto, true or false, got {values['solo_worker']!r}")
     if values.get("engine", OcrConfig.engine) not in ENGINES:
         raise ConfigError(f"engine must be one of {', '.join(ENGINES)}, got {values['engine']!r}")
     for key in ("rec_image_shape", "cls_image_shape"):

@@ -11,7 +11,8 @@ the pages rendered by harness.testimages; --limit N keeps the first N. Parts (--
   seconds per pass over the images, median and range of --rounds passes after a warm-up pass; texts
   compared line by line with the onednn engine's (PaddleOCR's own path).
 - http: ``POST /predict/ocr_system``, one image per request, against ``ocrhub-serve`` with its
-  defaults, with 2 workers × 1 thread, with bf16 (both layouts), and stock ``hub serving start`` with
+  defaults (shared 1-thread workers and the solo worker), with 1 worker × every core, with 2 workers ×
+  1 thread, with bf16, and stock ``hub serving start`` with
   OCR_ENGINE=onednn, all started (cold start and peak RSS of each) and then measured in
   --http-rounds rounds: in each, the in-process references (the default engine with every core,
   and the machine limit: one pinned 1-thread process per core at once), then each server in turn at
@@ -47,9 +48,9 @@ PARTS = ("inproc", "http", "rapidocr")
 REFERENCE = "onednn"  # PaddleOCR's own engine: the texts every other run is compared with
 SERVERS = {
     "ours": "ocrhub-serve (defaults)",
+    "ours-1x2": "ocrhub-serve (OCR_WORKERS=1)",
     "ours-2x1": "ocrhub-serve (OCR_WORKERS=2 OCR_CPU_THREADS=1)",
     "ours-bf16": "ocrhub-serve (OCR_ENGINE=openvino-bf16)",
-    "ours-bf16-2x1": "ocrhub-serve (OCR_ENGINE=openvino-bf16 OCR_WORKERS=2 OCR_CPU_THREADS=1)",
     "stock": "stock hub serving (onednn)",
 }
 
@@ -149,9 +150,9 @@ def server_starts(workdir: Path) -> dict:
 
     return {
         "ours": ours("ours"),
+        "ours-1x2": ours("ours-1x2", OCR_WORKERS="1"),
         "ours-2x1": ours("ours-2x1", OCR_WORKERS="2", OCR_CPU_THREADS="1"),
         "ours-bf16": ours("ours-bf16", OCR_ENGINE="openvino-bf16"),
-        "ours-bf16-2x1": ours("ours-bf16-2x1", OCR_ENGINE="openvino-bf16", OCR_WORKERS="2", OCR_CPU_THREADS="1"),
         "stock": (
             lambda: Server.hub_serving(install_modules(workdir / "hub_home"), workdir, OCR_ENGINE=REFERENCE),
             workdir / "hub_serving.log",
@@ -252,7 +253,7 @@ def ratios(res: dict) -> list[tuple[str, dict]]:
     refs = res.get("http", {}).get("references", {})
     best, limit = refs.get("best", {}).get("rates", []), refs.get("limit", {}).get("rates", [])
     rows = [(f"ocrhub-serve ÷ stock, images/s at c={c}", paired(rates(res, "ours", c), rates(res, "stock", c))) for c in (1, 4)]
-    others = {"ours-bf16": "bf16", "ours-2x1": "2 × 1 thread", "ours-bf16-2x1": "bf16, 2 × 1 thread"}
+    others = {"ours-bf16": "bf16", "ours-1x2": "1 worker × 2 threads", "ours-2x1": "2 × 1 thread"}
     rows += [
         (f"ocrhub-serve {name} ÷ stock, images/s at c=4", paired(rates(res, key, 4), rates(res, "stock", 4)))
         for key, name in others.items()

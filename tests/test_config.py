@@ -1,8 +1,9 @@
 import pytest
 
 from ocrhub import models, pipeline
-from ocrhub.config import FIELDS, OcrConfig, env_table, load_config
+from ocrhub.config import FIELDS, OcrConfig, env_table, load_config, load_server_config, usable_cores
 from ocrhub.errors import ConfigError
+from ocrhub.serving.launcher import default_layout
 
 # Our defaults differ from paddleocr's argument defaults only here, on purpose (see ocrhub.config).
 DELIBERATE = {"use_gpu": False, "enable_mkldnn": True, "use_angle_cls": True, "cpu_threads": 0}
@@ -83,3 +84,49 @@ def test_every_environment_variable_is_documented():
     readme = (models.DEFAULT_INFERENCE_DIR.parent / "README.md").read_text()
     missing = [name for name, _ in env_table() if name not in readme]
     assert not missing, f"README lacks {missing}"
+
+
+@pytest.mark.parametrize(
+    "files, expected",
+    [
+        ({}, 8),  # no cgroup files: the affinity
+        ({"cpu.max": "max 100000\n"}, 8),
+        ({"cpu.max": "150000 100000\n"}, 2),  # 1.5 cores' worth: 2 threads keep it busy
+        ({"cpu.max": "50000 100000\n"}, 1),
+        ({"cpu.max": "1600000 100000\n"}, 8),  # more than the affinity allows
+        ({"cpu/cpu.cfs_quota_us": "300000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 3),  # cgroup v1
+        ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, 8),
+        ({"cpu.max": "garbage\n"}, 8),
+    ],
+)
+def test_usable_cores_counts_a_containers_cpu_limit(tmp_path, monkeypatch, files, expected):
+    monkeypatch.setattr("os.sched_getaffinity", lambda _pid: set(range(8)))
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text(text)
+    assert usable_cores(tmp_path) == expected
+
+
+@pytest.mark.parametrize(
+    "cores, environ, workers, solo",
+    [
+        (2, {}, 2, True),  # OpenVINO: one worker per core, and a solo worker with both
+        (1, {}, 1, False),
+        (2, {"OCR_ENGINE": "openvino-bf16"}, 2, True),
+        (2, {"OCR_ENGINE": "onednn"}, 2, False),
+        (2, {"OCR_WORKERS": "1"}, 1, False),  # an explicit count is the whole layout
+        (2, {"OCR_WORKERS": "2", "OCR_SOLO_WORKER": "true"}, 2, True),
+        (4, {"OCR_SOLO_WORKER": "false"}, 4, False),
+        (4, {"OCR_USE_GPU": "true"}, 1, False),
+    ],
+)
+def test_default_layout(monkeypatch, cores, environ, workers, solo):
+    monkeypatch.setattr("ocrhub.serving.launcher.usable_cores", lambda: cores)
+    server = default_layout(load_server_config(environ), load_config({}, environ=environ))
+    assert (server.workers, server.solo) == (workers, solo)
+    assert default_layout(server, load_config({}, environ=environ)) == server  # resolved once and for all
+
+
+def test_solo_worker_choices():
+    with pytest.raises(ConfigError, match="solo_worker must be auto, true or false, got 'yes'"):
+        load_server_config({"OCR_SOLO_WORKER": "yes"})

@@ -24,8 +24,8 @@ MANIFESTS = sorted(p for p in K8S.glob("*.yaml") if p.name != "kustomization.yam
 PORT = 9000
 UID = 10001
 # Measured on the image (mobile models): the launcher process, and one worker at its peak once it
-# has seen many image sizes (Paddle's oneDNN caches); see the sizing note in deploy/k8s/deployment.yaml.
-LAUNCHER_GIB, WORKER_PEAK_GIB = 0.6, 3.0  # README, memory bound: front + bodies; OCR_WORKER_MAX_MEMORY_MB + one request
+# has seen many image sizes (OpenVINO's kernels); see the sizing note in deploy/k8s/deployment.yaml.
+LAUNCHER_GIB, WORKER_PEAK_GIB = 0.6, 2.5  # README, memory bound: front + bodies; OCR_WORKER_MAX_MEMORY_MB + one request
 # The oldest and the newest Kubernetes version whose schemas kubernetes-validate bundles (1.25, 1.37).
 _VERSIONS = kubernetes_validate.utils.all_versions() if kubernetes_validate else ["?"]
 K8S_VERSIONS = sorted({_VERSIONS[0], _VERSIONS[-1]})

@@ -1,6 +1,7 @@
 """The production server (ocrhub-serve) over HTTP: health, metrics, limits, faults, lifecycle."""
 
 import base64
+import concurrent.futures
 import io
 import os
 import signal
@@ -24,7 +25,7 @@ def post(url, module, **kwargs):
 def test_health_is_503_while_loading_then_200(server):
     assert 503 in server.health_codes and server.health_codes[-1] == 200
     body = requests.get(server.url + "/health", timeout=10).json()
-    assert body["status"] == "ok" and body["model_set"] == "mobile" and body["workers"] == {"ready": 2, "total": 2}
+    assert body["status"] == "ok" and body["model_set"] == "mobile" and body["workers"] == {"ready": 3, "total": 3}
     assert body["modules"] == ["ocr_system", "ocr_det", "ocr_cls", "ocr_rec"]
 
 
@@ -142,14 +143,32 @@ def test_a_killed_worker_is_replaced(server, lines):
     for _ in range(3):  # answered by the other worker meanwhile
         assert post(server.url, "ocr_rec", json={"images": [b64(lines[1].image)]}).json()["status"] == "000"
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and (len(server.workers()) < 2 or before[0] in server.workers()):
+    while time.monotonic() < deadline and (len(server.workers()) < 3 or before[0] in server.workers()):
         time.sleep(0.2)
-    assert len(server.workers()) == 2 and before[0] not in server.workers()
+    assert len(server.workers()) == 3 and before[0] not in server.workers()
     assert metric(server.url, 'ocr_worker_restarts_total{reason="died"}') == restarts + 1
-    while requests.get(server.url + "/health", timeout=10).json()["workers"]["ready"] < 2:
+    while requests.get(server.url + "/health", timeout=10).json()["workers"]["ready"] < 3:
         time.sleep(0.2)
     answer = post(server.url, "ocr_system", json={"images": [b64(lines[1].image)]}).json()
     assert answer["status"] == "000"
+
+
+def test_a_request_alone_gets_the_solo_worker_and_concurrent_ones_the_shared_workers(server, pages):
+    def jobs() -> tuple[float, float]:
+        return tuple(metric(server.url, f'ocr_worker_jobs_total{{worker="{kind}"}}') for kind in ("solo", "shared"))
+
+    page = pages["english"]
+    body = {"images": [b64(page.image)]}
+    solo, shared = jobs()
+    for _ in range(3):  # one after another: each alone on the server
+        answer = post(server.url, "ocr_system", json=body).json()
+        assert [normalized(line["text"]) for line in answer["results"][0]] == [normalized(t) for t in page.texts]
+    assert jobs() == (solo + 3, shared)
+    with concurrent.futures.ThreadPoolExecutor(4) as clients:
+        answers = list(clients.map(lambda _: post(server.url, "ocr_system", json=body).json(), range(8)))
+    assert all(answer["results"] == answers[0]["results"] for answer in answers)
+    solo_after, shared_after = jobs()
+    assert solo_after + shared_after == solo + shared + 11 and shared_after >= shared + 4
 
 
 def test_sigterm_finishes_in_flight_requests(tmp_path, pages):

@@ -285,7 +285,7 @@ async def health(request: Request) -> Response:
         "modules": front.modules,
         "model_set": front.config.model_set,
         "workers": {"ready": pool.ready, "total": len(pool.slots)},
-        "queue": pool.queue.qsize(),
+        "queue": pool.waiting,
     }
     if pool.load_error:
         body["error"] = pool.load_error

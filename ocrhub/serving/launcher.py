@@ -21,7 +21,7 @@ from pathlib import Path
 import uvicorn
 
 from ocrhub import models
-from ocrhub.config import OcrConfig, ServerConfig, load_config, load_server_config
+from ocrhub.config import OcrConfig, ServerConfig, load_config, load_server_config, usable_cores
 from ocrhub.errors import ConfigError, exit_on_config_error
 from ocrhub.serving.front import Front, create_app
 from ocrhub.serving.http import Connections, guarded_protocol
@@ -43,14 +43,18 @@ def check_setup(server: ServerConfig, config: OcrConfig) -> None:
 
 
 def default_layout(server: ServerConfig, config: OcrConfig) -> ServerConfig:
-    """Workers × threads when ``OCR_WORKERS`` is 0, as measured on 2 cores (BENCHMARKS.md): the OpenVINO
-    engine serves one client fastest with 2 threads and many nearly as fast as 2 pinned 1-thread
-    workers, so one worker per 2 cores; oneDNN scales worse with threads, so one worker per core."""
-    if server.workers:
-        return server
-    cores = len(os.sched_getaffinity(0))
-    workers = max(1, cores // 2) if config.engine.startswith("openvino") else cores
-    return dataclasses.replace(server, workers=workers)
+    """Workers when ``OCR_WORKERS`` is 0 and the solo worker when ``OCR_SOLO_WORKER`` is auto, as
+    measured on 2 cores (BENCHMARKS.md): one worker per core (threads: cores / workers, see
+    ``prepare_environment``), which serves many clients fastest; and with OpenVINO, one more worker
+    with every core, which serves a request alone on the server fastest (OpenVINO gains 1.8× from
+    a second thread, oneDNN less than it loses by sharing cores). On the GPU, one worker."""
+    cores = usable_cores()
+    workers = server.workers or (1 if config.use_gpu else cores)
+    solo = server.solo_worker
+    if solo == "auto":
+        fits = not server.workers and not config.use_gpu and config.engine.startswith("openvino") and cores > 1
+        solo = "true" if fits else "false"
+    return dataclasses.replace(server, workers=workers, solo_worker=solo)
 
 
 def prepare_environment(server: ServerConfig, config: OcrConfig) -> None:
@@ -62,9 +66,9 @@ def prepare_environment(server: ServerConfig, config: OcrConfig) -> None:
     os.environ.setdefault("HUB_HOME", str(data / "paddlehub"))  # PaddleHub's logs and config
     os.environ["HOME"] = str(data / "home")  # what libraries keep under ~ (paddle's ~/.cache)
     os.environ["TMPDIR"] = str(data / "tmp")
-    cores = len(os.sched_getaffinity(0))
+    cores = usable_cores()
     os.environ.setdefault("OCR_CPU_THREADS", str(max(1, cores // server.workers)))
-    if server.workers * int(os.environ["OCR_CPU_THREADS"]) > cores:
+    if server.workers * int(os.environ["OCR_CPU_THREADS"]) + server.solo * cores > cores:
         # More inference threads than cores: Paddle's OpenMP threads spin 200 ms after each operator by
         # default (Intel OpenMP), taking the cores that other workers need; let idle ones sleep at once.
         os.environ.setdefault("KMP_BLOCKTIME", "0")

@@ -25,4 +25,5 @@ REJECTED = Counter("ocr_rejected_requests_total", "Requests refused before any w
 DROPPED = Counter("ocr_dropped_connections_total", "Connections closed for being too slow, by phase", ["phase"])
 OPEN_CONNECTIONS = Gauge("ocr_open_connections", "Open HTTP connections")
 WORKERS_READY = Gauge("ocr_workers_ready", "Inference workers loaded and alive")
+JOBS = Counter("ocr_worker_jobs_total", "Jobs taken by workers: the solo worker or the shared ones", ["worker"])
 WORKER_RESTARTS = Counter("ocr_worker_restarts_total", "Workers replaced, by reason (died, recycled)", ["reason"])

@@ -5,6 +5,12 @@ worker is idle, so work goes to whichever worker is free (no accept-time balanci
 bounded in length (``queue_size``: one more request is refused at once with 503 + Retry-After) and in
 waiting time (``queue_timeout``: a job that waited longer is answered 503 instead of being run late).
 
+With a solo worker (``ServerConfig.solo``, on by default with OpenVINO, see ``launcher.default_layout``)
+a request that arrives while no other is queued or running goes to that worker, which has every
+core; any other goes to the shared queue of the workers with a core each. One client is then served
+at the speed of all cores and many at the speed of one process per core, the two layouts each fastest
+for that load with this engine (BENCHMARKS.md), at the memory of one more worker.
+
 A worker that dies is replaced and counted; the job it held is answered with an error, never lost or
 run twice. A worker stuck past its job's time budget is killed and replaced the same way. One
 thread per slot waits on the pipe, so the event loop never blocks on a worker.
@@ -14,13 +20,14 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import logging
 import multiprocessing
 import os
 import time
 from multiprocessing.connection import wait
 
-from ocrhub.config import OcrConfig, ServerConfig
+from ocrhub.config import OcrConfig, ServerConfig, usable_cores
 from ocrhub.errors import UnavailableError, WorkerDiedError
 from ocrhub.serving import metrics, worker
 from ocrhub.serving.worker import Job, LoadFailed, Ready, Reply
@@ -43,30 +50,47 @@ class WorkerPool:
         self.server, self.config, self.stuck_after = server, config, stuck_after
         self.modules = server.module_names
         self.queue: asyncio.Queue[_Pending] = asyncio.Queue()
-        self.slots = [Slot(self, index) for index in range(server.workers)]
+        self.shared = [Slot(self, index, self.queue) for index in range(server.workers)]
+        self.solo = Slot(self, server.workers, asyncio.Queue()) if server.solo else None
+        self.slots = self.shared + ([self.solo] if self.solo else [])
+        self.active = 0  # requests queued or running
         self.load_error = ""
         self.closing = False
-        metrics.QUEUE_LENGTH.set_function(self.queue.qsize)
+        metrics.QUEUE_LENGTH.set_function(lambda: self.waiting)
         metrics.WORKERS_READY.set_function(lambda: self.ready)
 
-    def settings(self, index: int) -> worker.Settings:
-        """Worker ``index``'s settings. When workers × threads are exactly the cores this process may use,
-        each worker keeps to its own: the OpenVINO engine sizes its thread pool from the cores a process
-        may use, and two unpinned 1-thread workers on 2 cores served 1.86 images/s where pinned ones
-        served 3.69. With more cores visible than used (a container under a CPU quota sees the node's),
-        nothing is pinned, so pods on one node do not all crowd its first cores."""
+    def settings(self, slot: Slot) -> worker.Settings:
+        """A worker's settings. The solo worker has every core. When the shared workers × threads are
+        exactly the cores this process may use, each keeps to its own: the OpenVINO engine sizes its
+        thread pool from the cores a process may use, and two unpinned 1-thread workers on 2 cores
+        served 1.86 images/s where pinned ones served 3.69. With more cores visible than used (a
+        container under a CPU quota sees the node's), nothing is pinned, so pods on one node do not
+        all crowd its first cores."""
         cores = sorted(os.sched_getaffinity(0))
-        threads = self.config.threads
-        fits = len(self.slots) * threads == len(cores)
-        share = tuple(cores[index * threads : (index + 1) * threads]) if fits else ()
+        config, share = self.config, ()
+        if slot is self.solo:
+            config = dataclasses.replace(config, cpu_threads=usable_cores())
+        elif len(self.shared) * config.threads == len(cores):
+            share = tuple(cores[slot.index * config.threads : (slot.index + 1) * config.threads])
         server = self.server
-        return worker.Settings(
-            self.config, tuple(self.modules), server.worker_max_memory_mb, server.offline, server.log_format, share
-        )
+        return worker.Settings(config, tuple(self.modules), server.worker_max_memory_mb, server.offline, server.log_format, share)
 
     @property
     def ready(self) -> int:
         return sum(slot.pid is not None for slot in self.slots)
+
+    @property
+    def waiting(self) -> int:
+        return self.queue.qsize() + (self.solo.queue.qsize() if self.solo else 0)
+
+    def _queue_for_next(self) -> asyncio.Queue:
+        """The solo worker's queue for a request alone on the server, else the shared one; either, when
+        the other side has no worker ready (starting or being replaced)."""
+        solo = self.solo
+        if solo is None or solo.pid is None:
+            return self.queue
+        alone = self.active == 0
+        return solo.queue if alone or not any(slot.pid for slot in self.shared) else self.queue
 
     def start(self) -> None:
         for slot in self.slots:
@@ -74,17 +98,18 @@ class WorkerPool:
 
     async def run(self, job: Job) -> Reply:
         """Queue ``job`` and wait for its reply; refused at once when the queue is full."""
-        if self.queue.qsize() >= self.server.queue_size:
+        if self.waiting >= self.server.queue_size:
             metrics.REJECTED.labels("queue_full").inc()
             raise UnavailableError(
-                f"all {len(self.slots)} workers are busy and {self.queue.qsize()} requests "
-                f"are waiting (OCR_QUEUE_SIZE); retry shortly"
+                f"all {len(self.slots)} workers are busy and {self.waiting} requests are waiting (OCR_QUEUE_SIZE); retry shortly"
             )
         pending = _Pending(job)
-        self.queue.put_nowait(pending)
+        self._queue_for_next().put_nowait(pending)
+        self.active += 1
         try:
             return await pending.future
         finally:
+            self.active -= 1
             pending.future.cancel()  # the client is gone or the answer is in: a slot skips it
 
     async def stop(self, timeout: float) -> None:
@@ -96,8 +121,8 @@ class WorkerPool:
 class Slot:
     """One worker process: start it, feed it jobs while it is idle, replace it when it dies."""
 
-    def __init__(self, pool: WorkerPool, index: int):
-        self.pool, self.index = pool, index
+    def __init__(self, pool: WorkerPool, index: int, queue: asyncio.Queue):
+        self.pool, self.index, self.queue = pool, index, queue
         self.process = self.conn = None
         self.pid: int | None = None  # set while the worker is loaded and alive
         self.task: asyncio.Task | None = None
@@ -113,6 +138,8 @@ class Slot:
             failures = 0
             reason = await self._feed()
             self.pid = None
+            while self.queue is not self.pool.queue and not self.queue.empty():  # the solo's: to the shared workers
+                self.pool.queue.put_nowait(self.queue.get_nowait())
             if not self.pool.closing:
                 metrics.WORKER_RESTARTS.labels(reason).inc()
                 log.warning("worker %d %s; starting a new one", self.index, reason)
@@ -123,7 +150,7 @@ class Slot:
             target=worker.main,
             name=f"ocr-worker-{self.index}",
             daemon=True,
-            args=(child, self.pool.settings(self.index)),
+            args=(child, self.pool.settings(self)),
         )
         self.process.start()
         child.close()
@@ -170,7 +197,7 @@ class Slot:
 
     async def _next(self, exited: asyncio.Future) -> _Pending | None:
         """The next job still worth running, or None once the worker has died while idle."""
-        queue = self.pool.queue
+        queue = self.queue
         while True:
             getting = asyncio.ensure_future(queue.get())
             await asyncio.wait({exited, getting}, return_when=asyncio.FIRST_COMPLETED)
@@ -179,13 +206,14 @@ class Slot:
                 return None
             pending = getting.result()
             if exited.done() or not self.process.is_alive():
-                queue.put_nowait(pending)  # never taken by this dead worker: another one will
+                self.pool.queue.put_nowait(pending)  # never taken by this dead worker: a shared one will
                 return None
             if pending.future.done():  # its client went away while it waited
                 continue
             waited = time.monotonic() - pending.queued_at
             metrics.QUEUE_WAIT.observe(waited)
             if waited <= self.pool.server.queue_timeout:
+                metrics.JOBS.labels("solo" if self is self.pool.solo else "shared").inc()
                 return pending
             metrics.REJECTED.labels("queue_timeout").inc()
             pending.future.set_exception(
