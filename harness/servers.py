@@ -55,15 +55,23 @@ class Server:
     """A server process on a free port, its output in ``log_path``; a context manager that stops it."""
 
     def __init__(self, command, env: dict[str, str], log_path: Path, ready_path: str, ok=lambda r: True):
-        """``command(port)`` is the command line; ready when ``ok(GET ready_path)``."""
+        """``command(port)`` is the command line; ready when ``ok(GET ready_path)``. ``serving_seconds``:
+        launch to the first 200 from ``ready_path`` (it can answer); ``ready_seconds``: to ``ok``."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         with log_path.open("w") as log:
             self.process = subprocess.Popen(command(self.port), env=env, cwd="/", stdout=log, stderr=subprocess.STDOUT)
         started = time.monotonic()
+        self.serving_seconds: float | None = None
+
+        def ready(response) -> bool:
+            if response.status_code == 200 and self.serving_seconds is None:
+                self.serving_seconds = time.monotonic() - started
+            return ok(response)
+
         try:
-            self.health_codes = wait_for_http(self.url + ready_path, self.process, ok=ok)
+            self.health_codes = wait_for_http(self.url + ready_path, self.process, ok=ready)
         except BaseException:
             self.stop()
             raise

@@ -4,6 +4,7 @@ import base64
 import concurrent.futures
 import io
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -27,6 +28,9 @@ def test_health_is_503_while_loading_then_200(server):
     body = requests.get(server.url + "/health", timeout=10).json()
     assert body["status"] == "ok" and body["model_set"] == "mobile" and body["workers"] == {"ready": 3, "total": 3}
     assert body["modules"] == ["ocr_system", "ocr_det", "ocr_cls", "ocr_rec"]
+    loaded = re.findall(r"(solo worker|worker \d) ready: pid \d+, engine openvino, (\d) thread", server.log())
+    # the solo worker loads first, alone, then the shared ones
+    assert loaded[0] == ("solo worker", "2") and sorted(loaded[1:3]) == [("worker 0", "1"), ("worker 1", "1")]
 
 
 def test_ocr_and_metrics_move(server, pages):
