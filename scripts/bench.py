@@ -104,14 +104,10 @@ def bench_http(args, images: list[photos.Photo], paths: list[Path], workdir: Pat
                 note(f"{SERVERS[key]}: skipped ({results[key]['skipped']})")
                 continue
             workers = max(1, len(server.workers()))  # hub serving: one process
-            # warm-up, untimed: each image about once per worker, which builds its per-shape engine state
-            run_load(
-                server.url,
-                "ocr_system",
-                lambda i: bodies[i % len(bodies)],
-                concurrency=workers,
-                max_requests=len(bodies) * workers,
-            )
+            # warm-up, untimed: each image about once per worker, which builds its per-shape engine state:
+            # one client (a solo worker's requests), then as many as workers (the shared workers')
+            for clients in sorted({1, workers}):
+                run_load(server.url, "ocr_system", body, concurrency=clients, max_requests=len(bodies) * clients)
             running[key], samplers[key] = server, stack.enter_context(RssSampler(server.process.pid, interval=1.0))
             results[key] = {
                 "serving_s": server.serving_seconds,
