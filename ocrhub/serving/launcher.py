@@ -2,8 +2,8 @@
 
 Before anything starts, the launcher checks the configuration and model folders (one clear line and
 exit 1 on a problem, instead of workers failing in a loop), points every writable path at
-``OCR_DATA_DIR``, and refuses outbound network connections. Workers get ``OCR_CPU_THREADS`` threads
-each: by default cores / workers.
+``OCR_DATA_DIR``, and refuses outbound network connections. Shared workers get ``OCR_CPU_THREADS``
+threads each (by default cores / workers), the solo worker every core (``default_layout``).
 
 SIGTERM (or SIGINT) stops accepting, lets requests in flight finish for up to ``OCR_GRACEFUL_TIMEOUT``
 seconds, then stops the workers and exits 0.
