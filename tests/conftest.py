@@ -42,10 +42,14 @@ def b64(image: np.ndarray, ext: str = ".png") -> str:
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory):
-    """One production server for the session in its default layout (2 shared workers and the solo
-    worker on 2 cores), with small limits and short client deadlines so the tests can reach them."""
+    """One production server for the session in the default layout of a 2-core machine, spelled out so
+    that it is the same on any machine (2 shared workers × 1 thread and the solo worker, see
+    ``launcher.default_layout``), with small limits and short client deadlines so the tests can reach them."""
     instance = Server.production(
         tmp_path_factory.mktemp("server"),
+        OCR_WORKERS="2",
+        OCR_CPU_THREADS="1",
+        OCR_SOLO_WORKER="true",
         OCR_MAX_BODY_BYTES=str(4 * 1024 * 1024),
         OCR_MAX_IMAGES="8",
         OCR_MAX_IMAGE_PIXELS="20000000",

@@ -609,7 +609,7 @@ def good_images(lines) -> dict[str, list[str]]:
 
 def test_fuzz_the_api_from_its_openapi_description(server, pages, lines):
     workers_before = server.workers()
-    assert len(workers_before) == 3  # the default layout on 2 cores: 2 shared workers and the solo one
+    assert len(workers_before) == 3  # 2 shared workers and the solo one
     problems: dict[tuple[str, str], list] = {}  # (kind, problem) -> [count, first example]
     kinds: dict[str, int] = {}
     codes: dict[int, int] = {}
