@@ -91,7 +91,13 @@ def seconds_per_pass(run: dict) -> dict:
 
 
 def images_per_s(run: dict) -> float:
+    """A run's rate at its median pass."""
     return len(run["passes"][0]) / seconds_per_pass(run)["median"]
+
+
+def pooled_images_per_s(passes: list[list[float]]) -> float:
+    """The rate over passes of seconds per image taken together (``Session.one_pass`` results)."""
+    return sum(map(len, passes)) / sum(map(sum, passes))
 
 
 def _start(spec: str, engine: str, threads: int, data_dir: Path, cores: list[int] | None = None) -> subprocess.Popen:

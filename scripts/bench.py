@@ -175,11 +175,6 @@ def level(concurrency: int, runs: list[dict]) -> dict:
     }
 
 
-def images_per_s(passes: list[list[float]]) -> float:
-    """Images per second over passes of seconds per image."""
-    return sum(map(len, passes)) / sum(map(sum, passes))
-
-
 class References:
     """The in-process pipeline on the default engine with every core (its fastest configuration here),
     and the machine limit: one 1-thread process per core at once, each pinned to its core. Kept loaded
@@ -196,7 +191,7 @@ class References:
 
     def measure(self, passes: int) -> None:
         if self.best.ready:
-            self.best_rates.append(images_per_s([self.best.one_pass() for _ in range(passes)]))
+            self.best_rates.append(inproc.pooled_images_per_s([self.best.one_pass() for _ in range(passes)]))
         if all(session.ready for session in self.limit):
             timed = {session: [] for session in self.limit}
             for _ in range(passes):
@@ -204,7 +199,7 @@ class References:
                     session.start_pass()
                 for session, seconds in timed.items():
                     seconds.append(session.end_pass())
-            self.limit_rates.append(sum(map(images_per_s, timed.values())))
+            self.limit_rates.append(sum(map(inproc.pooled_images_per_s, timed.values())))
 
     def results(self) -> dict:
         return {

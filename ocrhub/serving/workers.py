@@ -135,8 +135,12 @@ class Slot:
         self.thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=f"worker-{index}")
 
     @property
+    def kind(self) -> str:
+        return "solo" if self is self.pool.solo else "shared"
+
+    @property
     def name(self) -> str:
-        return "solo worker" if self is self.pool.solo else f"worker {self.index}"
+        return "solo worker" if self.kind == "solo" else f"worker {self.index}"
 
     async def run(self, after: Slot | None = None) -> None:
         """Keep a worker running; the first time, once ``after`` has tried to load its own."""
@@ -155,7 +159,7 @@ class Slot:
             failures = 0
             reason = await self._feed()
             self.pid = None
-            while self.queue is not self.pool.queue and not self.queue.empty():  # the solo's: to the shared workers
+            while self.kind == "solo" and not self.queue.empty():  # to the shared workers meanwhile
                 self.pool.queue.put_nowait(self.queue.get_nowait())
             if not self.pool.closing:
                 metrics.WORKER_RESTARTS.labels(reason).inc()
@@ -228,7 +232,7 @@ class Slot:
             waited = time.monotonic() - pending.queued_at
             metrics.QUEUE_WAIT.observe(waited)
             if waited <= self.pool.server.queue_timeout:
-                metrics.JOBS.labels("solo" if self is self.pool.solo else "shared").inc()
+                metrics.JOBS.labels(self.kind).inc()
                 return pending
             metrics.REJECTED.labels("queue_timeout").inc()
             pending.future.set_exception(
