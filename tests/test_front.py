@@ -64,6 +64,13 @@ class Crowd:
             while len(sockets) < self.targets[kind]:
                 sockets.append(self._open(kind))
 
+    def wait_for_drops(self, count: int, timeout: float) -> None:
+        """Until the server has dropped ``count`` connections: each takes a deadline plus a tick or two
+        to be seen, so the crowd's lifetime is set by the drops, not by how fast the good requests were."""
+        deadline = time.monotonic() + timeout
+        while self.closed_by_server < count and time.monotonic() < deadline:
+            time.sleep(0.2)
+
     def _run(self) -> None:
         while not self._stop.is_set():
             self._tick()
@@ -91,7 +98,7 @@ def test_crowds_of_idle_and_slow_clients_do_not_stall_a_good_one(server, pages):
     with Crowd(server.port, idle=200, slow_head=100, slow_body=100) as crowd:
         time.sleep(1)
         during = [timed_ocr(server, body) for _ in range(6)]
-        time.sleep(8)  # past both deadlines: the first generation of the crowd has been dropped
+        crowd.wait_for_drops(300, timeout=20)  # slow heads twice (3 s, 6 s), slow bodies once (6 s)
         during += [timed_ocr(server, body) for _ in range(4)]
     print(
         f"good request: {normal:.2f} s alone, {statistics.median(during):.2f} s in a crowd of 400 "
