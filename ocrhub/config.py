@@ -108,6 +108,24 @@ def _cpu_quota(cgroup: Path) -> float | None:
         return None
 
 
+def usable_memory_mb(cgroup: Path = Path("/sys/fs/cgroup")) -> int:
+    """The memory this process may use, in MB: the machine's, bounded by a container's memory limit."""
+    machine = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    limit = _memory_limit(cgroup)
+    return min(machine, limit or machine) // 2**20
+
+
+def _memory_limit(cgroup: Path) -> int | None:
+    """Bytes the cgroup allows; None for no limit (v2 "max"; v1 says a huge number, which min() takes care of)."""
+    for name in ("memory.max", "memory/memory.limit_in_bytes"):  # cgroup v2, v1
+        try:
+            text = (cgroup / name).read_text().strip()
+        except OSError:
+            continue
+        return int(text) if text.isdigit() else None
+    return None
+
+
 @dataclass(frozen=True)
 class ServerConfig:
     """The production server's settings (``ocrhub-serve``, see ``ocrhub.serving``), from ``OCR_*`` too."""
@@ -118,7 +136,7 @@ class ServerConfig:
     solo_worker: str = "auto"  # one more worker, with every core, for a request alone: auto, true or false
     queue_size: int = 32  # requests waiting for a worker; one more is answered 503 + Retry-After
     queue_timeout: float = 30.0  # seconds a request may wait for a worker before 503
-    worker_max_memory_mb: int = 2048  # a worker over this RSS after a request is replaced (0: never)
+    worker_max_memory_mb: int = 2048  # a worker over this RSS after a request is replaced (0: never); see launcher.fit_memory
     # HTTP front: every connection is read in full, within these bounds, before a worker sees it.
     max_connections: int = 1000  # open connections; a request on one more is answered 503
     header_timeout: float = 10.0  # seconds to send a request's line and headers, from connect or the last answer

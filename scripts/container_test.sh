@@ -12,8 +12,8 @@
 #      --no-index, so pip in the build needs no index at all (the build runs with the host's
 #      network only for the Dockerfile's `apt-get install libgomp1`, from the base's Debian mirror);
 #   4. podman build --pull=never of the Dockerfile, as is;
-#   5. the container, normally, with --read-only --tmpfs /tmp, and with the models mounted from the
-#      host: /health, a real OCR request on rendered images (texts checked), the image's
+#   5. the container, normally, with --read-only --tmpfs /tmp and a 4 GB memory limit (one worker),
+#      and with the models mounted from the host: /health, a real OCR request on rendered images (texts checked), the image's
 #      HEALTHCHECK, the non-root user, nothing written outside /tmp (podman diff), a SIGTERM stop;
 #      an empty model mount must exit 1 naming the path. Prints the image size and the time from
 #      `podman run` to /health 200 and to the first OCR answer.
@@ -210,7 +210,7 @@ print(" | ".join(line["text"] for page in answer["results"] for line in page))
 EOF
 }
 
-run_case() {  # $1: label; rest: extra podman run options
+run_case() {  # $1: label; rest: extra podman run options; EXPECT_WORKERS: the workers /health must count
   local label="$1"; shift
   local name="ocrhub-test-$$-$label" port started ready answered code
   port="$(free_port)"
@@ -234,6 +234,10 @@ run_case() {  # $1: label; rest: extra podman run options
   [ "$code" = 200 ] || { cat "$WORK/answer.json" >&2; fail "$label: /predict/ocr_system answered HTTP $code"; }
   local texts; texts="$(check_answer "$WORK/answer.json")" || fail "$label: wrong OCR answer"
   say "$label: health $(cat "$WORK/health.json")"
+  if [ -n "${EXPECT_WORKERS:-}" ]; then
+    python3 -c 'import json, sys; assert json.load(open(sys.argv[1]))["workers"]["total"] == int(sys.argv[2])' \
+      "$WORK/health.json" "$EXPECT_WORKERS" || fail "$label: expected $EXPECT_WORKERS worker(s)"
+  fi
   say "$label: ocr_system read: $texts"
   [ "$(podman exec "$name" id -u)" != 0 ] || fail "$label: the server runs as root"
   podman healthcheck run "$name" >/dev/null 2>&1 || fail "$label: the image's HEALTHCHECK failed"
@@ -287,7 +291,8 @@ main() {
   build_image
   render_request
   run_case normal
-  run_case readonly --read-only --tmpfs /tmp
+  # Under a 4 GB memory limit the default layout is one worker (launcher.fit_memory).
+  EXPECT_WORKERS=1 run_case readonly-4g --read-only --tmpfs /tmp --memory 4g
   run_mounted_models
   say "OK: image $IMAGE, $((IMAGE_BYTES / 1000000)) MB"
 }

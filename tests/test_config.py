@@ -1,9 +1,9 @@
 import pytest
 
 from ocrhub import models, pipeline
-from ocrhub.config import FIELDS, OcrConfig, env_table, load_config, load_server_config, usable_cores
+from ocrhub.config import FIELDS, OcrConfig, env_table, load_config, load_server_config, usable_cores, usable_memory_mb
 from ocrhub.errors import ConfigError
-from ocrhub.serving.launcher import default_layout
+from ocrhub.serving.launcher import default_layout, warn_if_memory_short
 
 # Our defaults differ from paddleocr's argument defaults only here, on purpose (see ocrhub.config).
 DELIBERATE = {"use_gpu": False, "enable_mkldnn": True, "use_angle_cls": True, "cpu_threads": 0}
@@ -122,9 +122,63 @@ def test_usable_cores_counts_a_containers_cpu_limit(tmp_path, monkeypatch, files
 )
 def test_default_layout(monkeypatch, cores, environ, workers, solo):
     monkeypatch.setattr("ocrhub.serving.launcher.usable_cores", lambda: cores)
+    monkeypatch.setattr("ocrhub.serving.launcher.usable_memory_mb", lambda: 64 * 1024)
     server = default_layout(load_server_config(environ), load_config({}, environ=environ))
     assert (server.workers, server.solo) == (workers, solo)
     assert default_layout(server, load_config({}, environ=environ)) == server  # resolved once and for all
+
+
+@pytest.mark.parametrize(
+    "files, expected",
+    [
+        ({}, 16384),  # no cgroup files: the machine's memory
+        ({"memory.max": "max\n"}, 16384),
+        ({"memory.max": "4294967296\n"}, 4096),  # docker run -m 4g
+        ({"memory/memory.limit_in_bytes": "2147483648\n"}, 2048),  # cgroup v1
+        ({"memory/memory.limit_in_bytes": "9223372036854771712\n"}, 16384),  # v1's "no limit"
+        ({"memory.max": "garbage\n"}, 16384),
+    ],
+)
+def test_usable_memory_counts_a_containers_memory_limit(tmp_path, monkeypatch, files, expected):
+    monkeypatch.setattr("os.sysconf", {"SC_PAGE_SIZE": 4096, "SC_PHYS_PAGES": 4 * 2**20}.get)  # 16 GiB
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text(text)
+    assert usable_memory_mb(tmp_path) == expected
+
+
+@pytest.mark.parametrize(
+    "cores, memory_mb, environ, workers, solo, worker_mb",
+    [
+        (2, 16384, {}, 2, True, 2048),  # room for the whole default layout
+        (2, 8192, {}, 2, True, 2014),  # three workers fit, each limited to its share
+        (2, 6144, {}, 2, False, 2048),  # the solo worker goes first
+        (2, 4096, {}, 1, False, 2048),  # then shared workers: one worker × 2 threads, as Compose sets
+        (2, 3072, {}, 1, False, 1948),
+        (2, 2048, {}, 1, False, 1536),  # never below a warm worker's needs (the launcher warns)
+        (8, 8192, {}, 2, False, 2048),  # a divisor of the cores: workers keep whole cores
+        (2, 4096, {"OCR_WORKERS": "2"}, 2, False, 1536),  # an explicit count stays
+        (2, 4096, {"OCR_WORKER_MAX_MEMORY_MB": "0"}, 2, True, 0),  # never replaced: nothing to fit
+        (2, 4096, {"OCR_WORKER_MAX_MEMORY_MB": "1024"}, 2, False, 1024),  # a lower limit is kept
+    ],
+)
+def test_default_layout_fits_the_memory(monkeypatch, cores, memory_mb, environ, workers, solo, worker_mb):
+    monkeypatch.setattr("ocrhub.serving.launcher.usable_cores", lambda: cores)
+    monkeypatch.setattr("ocrhub.serving.launcher.usable_memory_mb", lambda: memory_mb)
+    server = default_layout(load_server_config(environ), load_config({}, environ=environ))
+    assert (server.workers, server.solo, server.worker_max_memory_mb) == (workers, solo, worker_mb)
+    assert default_layout(server, load_config({}, environ=environ)) == server
+
+
+def test_a_layout_set_by_hand_over_the_memory_is_warned_of(monkeypatch, caplog):
+    monkeypatch.setattr("ocrhub.serving.launcher.usable_cores", lambda: 2)
+    monkeypatch.setattr("ocrhub.serving.launcher.usable_memory_mb", lambda: 4096)
+    environ = {"OCR_WORKERS": "2"}
+    warn_if_memory_short(default_layout(load_server_config(environ), load_config({}, environ=environ)))
+    assert "2 worker(s) of OCR_WORKER_MAX_MEMORY_MB=1536 may take 4708 MB, more than the 4096 MB" in caplog.text
+    caplog.clear()
+    warn_if_memory_short(default_layout(load_server_config({}), load_config({}, environ={})))
+    assert not caplog.text  # the default layout fits
 
 
 def test_solo_worker_choices():

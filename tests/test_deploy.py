@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ocrhub.config import OcrConfig, ServerConfig
+from ocrhub.config import OcrConfig, ServerConfig, load_server_config
+from ocrhub.serving.launcher import memory_bound_mb
 
 try:
     import kubernetes_validate
@@ -23,9 +24,6 @@ K8S = ROOT / "deploy" / "k8s"
 MANIFESTS = sorted(p for p in K8S.glob("*.yaml") if p.name != "kustomization.yaml")
 PORT = 9000
 UID = 10001
-# Measured on the image (mobile models): the launcher process, and one worker at its peak once it
-# has seen many image sizes (OpenVINO's kernels); see the sizing note in deploy/k8s/deployment.yaml.
-LAUNCHER_GIB, WORKER_PEAK_GIB = 0.6, 2.5  # README, memory bound: front + bodies; OCR_WORKER_MAX_MEMORY_MB + one request
 # The oldest and the newest Kubernetes version whose schemas kubernetes-validate bundles (1.25, 1.37).
 _VERSIONS = kubernetes_validate.utils.all_versions() if kubernetes_validate else ["?"]
 K8S_VERSIONS = sorted({_VERSIONS[0], _VERSIONS[-1]})
@@ -107,7 +105,7 @@ def test_deployment_probes_security_and_config():
     assert int(env["OCR_WORKERS"]) * int(env["OCR_CPU_THREADS"]) == int(cpu)
     assert container["resources"]["requests"]["cpu"] == cpu  # HPA utilization is relative to requests
     memory = gibibytes(container["resources"]["limits"]["memory"])
-    assert memory >= LAUNCHER_GIB + int(env["OCR_WORKERS"]) * WORKER_PEAK_GIB
+    assert memory_bound_mb(load_server_config(env)) <= memory * 1024  # the README's bound, within the limit
     assert gibibytes(container["resources"]["requests"]["memory"]) <= memory
     assert pod["terminationGracePeriodSeconds"] > float(env["OCR_GRACEFUL_TIMEOUT"]) + 5
 
@@ -137,6 +135,8 @@ def test_compose_services_healthcheck_and_limits():
         workers = int(re.search(r"(\d+)\}$", env["OCR_WORKERS"]).group(1))
         threads = int(re.search(r"(\d+)\}$", env["OCR_CPU_THREADS"]).group(1))
         assert workers * threads == int(float(limits["cpus"])), name  # the sizing rule, with defaults
+        memory_mb = int(re.fullmatch(r"(\d+)g", limits["memory"]).group(1)) * 1024
+        assert memory_bound_mb(load_server_config({"OCR_WORKERS": str(workers)})) <= memory_mb, name
     assert services["ocr"]["ports"] == ["${PORT:-9000}:9000"]
     assert "ports" not in services["ocr-replica"]  # reached through the balancer only
     assert services["ocr-replica"]["profiles"] == services["lb"]["profiles"] == ["scaled"]

@@ -97,6 +97,12 @@ class WorkerPool:
         """The first worker (the solo one, if any) loads alone, the others once it is done: on 2 cores
         three loading at once took 10.6 s before the server could answer, one alone 4.4-4.8 s."""
         slots = ([self.solo] if self.solo else []) + self.shared
+        log.info(
+            "starting %d shared worker(s)%s; a worker over %d MB after a request is replaced (memory: launcher.fit_memory)",
+            len(self.shared),
+            " and the solo worker" if self.solo else "",
+            self.server.worker_max_memory_mb,
+        )
         for slot in slots:
             after = None if slot is slots[0] else slots[0]
             slot.task = asyncio.create_task(slot.run(after), name=f"worker-slot-{slot.index}")
