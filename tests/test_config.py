@@ -86,6 +86,14 @@ def test_every_environment_variable_is_documented():
     assert not missing, f"README lacks {missing}"
 
 
+def cgroup(folder, files: dict[str, str]):
+    """A stand-in for /sys/fs/cgroup holding ``files`` (path: text)."""
+    for name, text in files.items():
+        (folder / name).parent.mkdir(exist_ok=True)
+        (folder / name).write_text(text)
+    return folder
+
+
 @pytest.mark.parametrize(
     "files, expected",
     [
@@ -101,10 +109,7 @@ def test_every_environment_variable_is_documented():
 )
 def test_usable_cores_counts_a_containers_cpu_limit(tmp_path, monkeypatch, files, expected):
     monkeypatch.setattr("os.sched_getaffinity", lambda _pid: set(range(8)))
-    for name, text in files.items():
-        (tmp_path / name).parent.mkdir(exist_ok=True)
-        (tmp_path / name).write_text(text)
-    assert usable_cores(tmp_path) == expected
+    assert usable_cores(cgroup(tmp_path, files)) == expected
 
 
 @pytest.mark.parametrize(
@@ -141,10 +146,7 @@ def test_default_layout(monkeypatch, cores, environ, workers, solo):
 )
 def test_usable_memory_counts_a_containers_memory_limit(tmp_path, monkeypatch, files, expected):
     monkeypatch.setattr("os.sysconf", {"SC_PAGE_SIZE": 4096, "SC_PHYS_PAGES": 4 * 2**20}.get)  # 16 GiB
-    for name, text in files.items():
-        (tmp_path / name).parent.mkdir(exist_ok=True)
-        (tmp_path / name).write_text(text)
-    assert usable_memory_mb(tmp_path) == expected
+    assert usable_memory_mb(cgroup(tmp_path, files)) == expected
 
 
 @pytest.mark.parametrize(
