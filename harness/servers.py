@@ -51,6 +51,19 @@ def wait_for_http(url: str, process: subprocess.Popen, timeout: float = 180, ok=
     raise TimeoutError(f"{url} did not answer in {timeout} s")
 
 
+def worker_pids(pid: int) -> list[int]:
+    """PIDs of the live inference workers of the server ``pid``: its children but multiprocessing's
+    resource tracker, and but a worker that has died and is not yet reaped."""
+    workers = []
+    for child in psutil.Process(pid).children() if psutil.pid_exists(pid) else []:
+        try:
+            if child.status() != psutil.STATUS_ZOMBIE and "resource_tracker" not in " ".join(child.cmdline()):
+                workers.append(child.pid)
+        except psutil.Error:  # gone (or turned zombie) since it was listed
+            continue
+    return sorted(workers)
+
+
 class Server:
     """A server process on a free port, its output in ``log_path``; a context manager that stops it."""
 
@@ -113,9 +126,7 @@ class Server:
         return self.log_path.read_text()
 
     def workers(self) -> list[int]:
-        """PIDs of the server's inference workers (its children but multiprocessing's resource tracker)."""
-        children = psutil.Process(self.process.pid).children()
-        return sorted(c.pid for c in children if "resource_tracker" not in " ".join(c.cmdline()))
+        return worker_pids(self.process.pid)
 
     def stop(self) -> int:
         if self.process.poll() is None:

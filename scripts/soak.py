@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from harness import photos, report, rss
 from harness.load import image_body, run_load
-from harness.servers import Server, metric
+from harness.servers import Server, metric, worker_pids
 from harness.stats import RssSampler, tree_rss_mb
 
 SHARED_PHOTOS = Path(__file__).resolve().parent.parent.parent / "shared" / "images"
@@ -66,12 +66,6 @@ def listening_pid(url: str) -> int | None:
 
 
 REASONS = ("died", "recycled")  # ocr_worker_restarts_total's labels
-
-
-def worker_pids(pid: int) -> list[int]:
-    """The server's children but multiprocessing's resource tracker, as harness.servers counts them."""
-    children = psutil.Process(pid).children() if psutil.pid_exists(pid) else []
-    return sorted(c.pid for c in children if "resource_tracker" not in " ".join(c.cmdline()))
 
 
 def run_soak(
