@@ -98,7 +98,7 @@ class WorkerPool:
         three loading at once took 10.6 s before the server could answer, one alone 4.4-4.8 s."""
         slots = ([self.solo] if self.solo else []) + self.shared
         log.info(
-            "starting %d shared worker(s)%s; a worker over %d MB after a request is replaced (memory: launcher.fit_memory)",
+            "starting %d shared worker(s)%s; one over %d MB after a request is replaced (OCR_WORKER_MAX_MEMORY_MB, fitted)",
             len(self.shared),
             " and the solo worker" if self.solo else "",
             self.server.worker_max_memory_mb,
