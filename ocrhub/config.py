@@ -131,12 +131,12 @@ class ServerConfig:
     """The production server's settings (``ocrhub-serve``, see ``ocrhub.serving``), from ``OCR_*`` too."""
 
     modules: str = ",".join(TASKS)
-    # Inference workers: processes that take queued requests when idle (0: by engine, see launcher.default_layout).
+    # Inference workers: processes that take queued requests when idle (0: by engine, see layout.default_layout).
     workers: int = 0
     solo_worker: str = "auto"  # one more worker, with every core, for a request alone: auto, true or false
     queue_size: int = 32  # requests waiting for a worker; one more is answered 503 + Retry-After
     queue_timeout: float = 30.0  # seconds a request may wait for a worker before 503
-    worker_max_memory_mb: int = 2048  # a worker over this RSS after a request is replaced (0: never); see launcher.fit_memory
+    worker_max_memory_mb: int = 2048  # a worker over this RSS after a request is replaced (0: never); see layout.fit_memory
     # HTTP front: every connection is read in full, within these bounds, before a worker sees it.
     max_connections: int = 1000  # open connections; a request on one more is answered 503
     header_timeout: float = 10.0  # seconds to send a request's line and headers, from connect or the last answer
@@ -156,7 +156,7 @@ class ServerConfig:
 
     @property
     def solo(self) -> bool:
-        """A solo worker, once ``launcher.default_layout`` has resolved ``auto``."""
+        """A solo worker, once ``layout.default_layout`` has resolved ``auto``."""
         return self.solo_worker == "true"
 
     @property

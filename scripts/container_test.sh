@@ -291,7 +291,7 @@ main() {
   build_image
   render_request
   run_case normal
-  # Under a 4 GB memory limit the default layout is one worker (launcher.fit_memory).
+  # Under a 4 GB memory limit the default layout is one worker (layout.fit_memory).
   EXPECT_WORKERS=1 run_case readonly-4g --read-only --tmpfs /tmp --memory 4g
   run_mounted_models
   say "OK: image $IMAGE, $((IMAGE_BYTES / 1000000)) MB"

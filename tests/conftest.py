@@ -44,7 +44,7 @@ def b64(image: np.ndarray, ext: str = ".png") -> str:
 def server(tmp_path_factory):
     """One production server for the session in the default layout of a 2-core machine, spelled out so
     that it is the same on any machine (2 shared workers × 1 thread and the solo worker, see
-    ``launcher.default_layout``), with small limits and short client deadlines so the tests can reach them."""
+    ``layout.default_layout``), with small limits and short client deadlines so the tests can reach them."""
     instance = Server.production(
         tmp_path_factory.mktemp("server"),
         OCR_WORKERS="2",

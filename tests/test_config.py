@@ -3,7 +3,7 @@ import pytest
 from ocrhub import models, pipeline
 from ocrhub.config import FIELDS, OcrConfig, env_table, load_config, load_server_config, usable_cores, usable_memory_mb
 from ocrhub.errors import ConfigError
-from ocrhub.serving.launcher import default_layout, warn_if_memory_short
+from ocrhub.serving.layout import default_layout, warn_if_memory_short
 
 # Our defaults differ from paddleocr's argument defaults only here, on purpose (see ocrhub.config).
 DELIBERATE = {"use_gpu": False, "enable_mkldnn": True, "use_angle_cls": True, "cpu_threads": 0}
@@ -126,8 +126,8 @@ def test_usable_cores_counts_a_containers_cpu_limit(tmp_path, monkeypatch, files
     ],
 )
 def test_default_layout(monkeypatch, cores, environ, workers, solo):
-    monkeypatch.setattr("ocrhub.serving.launcher.usable_cores", lambda: cores)
-    monkeypatch.setattr("ocrhub.serving.launcher.usable_memory_mb", lambda: 64 * 1024)
+    monkeypatch.setattr("ocrhub.serving.layout.usable_cores", lambda: cores)
+    monkeypatch.setattr("ocrhub.serving.layout.usable_memory_mb", lambda: 64 * 1024)
     server = default_layout(load_server_config(environ), load_config({}, environ=environ))
     assert (server.workers, server.solo) == (workers, solo)
     assert default_layout(server, load_config({}, environ=environ)) == server  # resolved once and for all
@@ -165,16 +165,16 @@ def test_usable_memory_counts_a_containers_memory_limit(tmp_path, monkeypatch, f
     ],
 )
 def test_default_layout_fits_the_memory(monkeypatch, cores, memory_mb, environ, workers, solo, worker_mb):
-    monkeypatch.setattr("ocrhub.serving.launcher.usable_cores", lambda: cores)
-    monkeypatch.setattr("ocrhub.serving.launcher.usable_memory_mb", lambda: memory_mb)
+    monkeypatch.setattr("ocrhub.serving.layout.usable_cores", lambda: cores)
+    monkeypatch.setattr("ocrhub.serving.layout.usable_memory_mb", lambda: memory_mb)
     server = default_layout(load_server_config(environ), load_config({}, environ=environ))
     assert (server.workers, server.solo, server.worker_max_memory_mb) == (workers, solo, worker_mb)
     assert default_layout(server, load_config({}, environ=environ)) == server
 
 
 def test_a_layout_set_by_hand_over_the_memory_is_warned_of(monkeypatch, caplog):
-    monkeypatch.setattr("ocrhub.serving.launcher.usable_cores", lambda: 2)
-    monkeypatch.setattr("ocrhub.serving.launcher.usable_memory_mb", lambda: 4096)
+    monkeypatch.setattr("ocrhub.serving.layout.usable_cores", lambda: 2)
+    monkeypatch.setattr("ocrhub.serving.layout.usable_memory_mb", lambda: 4096)
     environ = {"OCR_WORKERS": "2"}
     warn_if_memory_short(default_layout(load_server_config(environ), load_config({}, environ=environ)))
     assert "2 worker(s) of OCR_WORKER_MAX_MEMORY_MB=1536 may take 4708 MB, more than the 4096 MB" in caplog.text

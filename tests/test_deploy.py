@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from ocrhub.config import OcrConfig, ServerConfig, load_server_config
-from ocrhub.serving.launcher import memory_bound_mb
+from ocrhub.serving.layout import memory_bound_mb
 
 try:
     import kubernetes_validate

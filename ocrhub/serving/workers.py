@@ -5,7 +5,7 @@ worker is idle, so work goes to whichever worker is free (no accept-time balanci
 bounded in length (``queue_size``: one more request is refused at once with 503 + Retry-After) and in
 waiting time (``queue_timeout``: a job that waited longer is answered 503 instead of being run late).
 
-With a solo worker (``ServerConfig.solo``, on by default with OpenVINO, see ``launcher.default_layout``)
+With a solo worker (``ServerConfig.solo``, on by default with OpenVINO, see ``layout.default_layout``)
 a request that arrives while no other is queued or running goes to that worker, which has every
 core; any other goes to the shared queue of the workers with a core each. One client is then served
 at the speed of all cores and many at the speed of one process per core, the two layouts each fastest
@@ -47,7 +47,7 @@ class _Pending:
 
 class WorkerPool:
     def __init__(self, server: ServerConfig, config: OcrConfig, stuck_after: float | None):
-        """``server.workers`` resolved (``launcher.default_layout``); ``config`` is what every worker runs."""
+        """``server.workers`` resolved (``layout.default_layout``); ``config`` is what every worker runs."""
         self.server, self.config, self.stuck_after = server, config, stuck_after
         self.modules = server.module_names
         self.queue: asyncio.Queue[_Pending] = asyncio.Queue()
