@@ -22,10 +22,10 @@ MIN_WORKER_MB = 1536  # a worker runs at 1.1-1.3 GB once warm: with a lower limi
 def default_layout(server: ServerConfig, config: OcrConfig) -> ServerConfig:
     """Workers when ``OCR_WORKERS`` is 0 and the solo worker when ``OCR_SOLO_WORKER`` is auto, as
     measured on 2 cores (BENCHMARKS.md): one worker per core (threads: cores / workers, see
-    ``prepare_environment``), which serves many clients fastest; and with OpenVINO, one more worker
-    with every core, which serves a request alone on the server fastest (OpenVINO gains 1.8× from
-    a second thread, oneDNN less than it loses by sharing cores). On the GPU, one worker. Then the
-    layout is fitted to the memory the server may use (``fit_memory``)."""
+    ``launcher.prepare_environment``), which serves many clients fastest; and with OpenVINO, one
+    more worker with every core, which serves a request alone on the server fastest (OpenVINO gains
+    1.8× from a second thread, oneDNN less than it loses by sharing cores). On the GPU, one worker.
+    Then the layout is fitted to the memory the server may use (``fit_memory``)."""
     cores = usable_cores()
     workers = server.workers or (1 if config.use_gpu else cores)
     solo = server.solo_worker
@@ -41,8 +41,8 @@ def fit_memory(server: ServerConfig, memory_mb: int, *, may_drop_workers: bool, 
     """The layout within ``memory_mb`` (a container's memory limit, else the machine's memory) by the
     README's bound (``memory_bound_mb``). Where the launcher chose the layout, it drops the solo
     worker, then shared workers, until each worker can have ``MIN_WORKER_MB`` (or its lower limit);
-    then it lowers ``worker_max_memory_mb`` to each worker's share, but not below that (``main`` warns
-    if even that does not fit). With a 4 GiB limit on 2 cores that is one worker × 2 threads."""
+    then it lowers ``worker_max_memory_mb`` to each worker's share, but not below that (if even that
+    does not fit, ``warn_if_memory_short`` says so). With 4 GiB on 2 cores: one worker × 2 threads."""
     if not server.worker_max_memory_mb:  # 0: workers are never replaced, there is no bound to fit
         return server
     available = memory_mb - memory_bound_mb(server, workers=0)
