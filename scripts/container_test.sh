@@ -13,10 +13,10 @@
 #      network only for the Dockerfile's `apt-get install libgomp1`, from the base's Debian mirror);
 #   4. podman build --pull=never of the Dockerfile, as is;
 #   5. the container, normally, with --read-only --tmpfs /tmp and a 4 GB memory limit (one worker),
-#      and with the models mounted from the host: /health, a real OCR request on rendered images (texts checked), the image's
-#      HEALTHCHECK, the non-root user, nothing written outside /tmp (podman diff), a SIGTERM stop;
-#      an empty model mount must exit 1 naming the path. Prints the image size and the time from
-#      `podman run` to /health 200 and to the first OCR answer.
+#      and with the models mounted from the host: /health, a real OCR request on rendered images
+#      (texts checked), the image's HEALTHCHECK, the non-root user, nothing written outside /tmp
+#      (podman diff), a SIGTERM stop; an empty model mount must exit 1 naming the path. Prints the
+#      image size and the time from `podman run` to /health 200 and to the first OCR answer.
 #
 # Idempotent (a second run reuses the base, the wheels and podman's layer cache; images left by
 # earlier runs are pruned) and bounded in time; containers are removed on exit. Needs root. Exits 0

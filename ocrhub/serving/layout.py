@@ -70,12 +70,13 @@ def memory_bound_mb(server: ServerConfig, workers: int | None = None) -> int:
 
 def warn_if_memory_short(server: ServerConfig) -> None:
     """Say so when the bound is over the memory the server may use (a layout set by hand, or too little memory)."""
-    if server.worker_max_memory_mb and memory_bound_mb(server) > usable_memory_mb():
+    bound, memory = memory_bound_mb(server), usable_memory_mb()
+    if server.worker_max_memory_mb and bound > memory:
         log.warning(
             "%d worker(s) of OCR_WORKER_MAX_MEMORY_MB=%d may take %d MB, more than the %d MB this server may use: "
             "the kernel may kill workers under load; set fewer OCR_WORKERS or give it more memory",
             server.workers + server.solo,
             server.worker_max_memory_mb,
-            memory_bound_mb(server),
-            usable_memory_mb(),
+            bound,
+            memory,
         )
