@@ -7,7 +7,9 @@ rendered pages at 1 / 2 threads, and lines read as on oneDNN; BENCHMARKS.md has 
   paddlepaddle wheel), fp32. 3.6 / 2.0 s; every line read as on oneDNN (83/83 here, 275/275 on 28
   photos).
 - ``openvino-bf16``: the same in bfloat16 where the CPU has it (AVX512-BF16, AMX). 2.2 / 1.3 s;
-  81/83 and 254/275 lines identical: faster, and it changes some text.
+  81/83 and 254/275 lines identical: faster, and it changes some text. Elsewhere OpenVINO emulates
+  bf16 (AVX-512 without BF16) or runs fp32 (AVX2: same text and speed as ``openvino``, measured on an
+  AMD EPYC); a warning says so once per process (``native_bf16``).
 - ``onednn``: Paddle's kernels with MKLDNN, as paddleocr builds them (it keeps kernels for 10 input
   shapes). 5.4 / 3.6 s; identical to paddleocr's own pipeline.
 - ``plain``: Paddle's kernels without MKLDNN (Paddle 3 turns it on unless told not to). 16.7 / 13.5 s.
@@ -40,6 +42,8 @@ output handles, so that paddleocr's stages keep their own pre- and post-processi
 
 from __future__ import annotations
 
+import functools
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +56,9 @@ PRECISIONS = {  # OpenVINO engines: cache folder, precision
     "openvino-bf16": ("bf16", inference.PrecisionType.Bfloat16),
 }
 ONEDNN_SHAPE_CACHE = 10  # paddleocr's bound on the shapes oneDNN keeps kernels for
+BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # /proc/cpuinfo's names for the instructions bf16 needs to be fast
+
+log = logging.getLogger("ocrhub.predictor")
 
 
 def create(
@@ -96,8 +103,30 @@ def _set_cpu_engine(config: inference.Config, engine: str, threads: int, cache_d
         folder.mkdir(parents=True, exist_ok=True)
         config.set_optim_cache_dir(str(folder))
         config.enable_openvino_engine(precision)
+        if name == "bf16":
+            _warn_if_no_native_bf16()
     elif engine != "plain":
         raise ValueError(f"unknown engine {engine!r}")
+
+
+def native_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool | None:
+    """Whether the CPU has bfloat16 instructions (AVX512-BF16 or AMX); None where it cannot be read."""
+    try:
+        text = cpuinfo.read_text()
+    except OSError:
+        return None
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    return any(flag in flags for flag in BF16_FLAGS)
+
+
+@functools.cache
+def _warn_if_no_native_bf16() -> None:
+    if native_bf16() is False:
+        log.warning(
+            "OCR_ENGINE=openvino-bf16 on a CPU without bfloat16 instructions (%s): OpenVINO runs fp32 "
+            "(AVX2) or emulates bf16 (AVX-512): expect no speed-up over OCR_ENGINE=openvino",
+            " or ".join(BF16_FLAGS),
+        )
 
 
 def check_outputs(stage: str, input_shape: tuple, outputs: list[np.ndarray]) -> None:
