@@ -6,7 +6,7 @@
     report.line_agreement(texts, reference_texts)   # (lines identical, lines in all, images identical)
     report.throughput_chart({"server": [(1, 2.0), (4, 3.9)]}, {"limit": 4.0}, "title", Path("out.png"))
 
-Used by ``scripts/bench.py`` and ``scripts/soak.py``.
+Used by ``scripts/bench.py`` (through ``harness.benchreport``) and ``scripts/soak.py``.
 """
 
 from __future__ import annotations
@@ -19,19 +19,17 @@ from pathlib import Path
 
 import psutil
 
+SIMD_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16")  # what the engines' speed depends on
+
 
 def machine() -> dict:
-    model = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
+    cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
+    model = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), platform.processor())
+    flags = next((line.split(":", 1)[1].split() for line in cpuinfo if line.startswith("flags")), [])
     return {
         "cores": len(os.sched_getaffinity(0)),
         "cpu_model": model,
+        "simd": [flag for flag in SIMD_FLAGS if flag in flags],
         "ram_gb": round(psutil.virtual_memory().total / 2**30, 1),
         "python": platform.python_version(),
         "kernel": platform.release(),
@@ -40,8 +38,9 @@ def machine() -> dict:
 
 
 def describe_machine(info: dict) -> str:
+    simd = " ".join(info.get("simd", [])) or "no AVX2"
     return (
-        f"{info['cores']} cores, {info['cpu_model']}, {info['ram_gb']} GB RAM, Linux {info['kernel']}, "
+        f"{info['cores']} cores, {info['cpu_model']} ({simd}), {info['ram_gb']} GB RAM, Linux {info['kernel']}, "
         f"Python {info['python']}; load average {' '.join(map(str, info['load_average']))}"
     )
 
