@@ -19,13 +19,15 @@ from pathlib import Path
 
 import psutil
 
+from ocrhub.config import cpu_flags
+
 SIMD_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16")  # what the engines' speed depends on
 
 
 def machine() -> dict:
     cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
     model = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), platform.processor())
-    flags = next((line.split(":", 1)[1].split() for line in cpuinfo if line.startswith("flags")), [])
+    flags = cpu_flags() or set()
     return {
         "cores": len(os.sched_getaffinity(0)),
         "cpu_model": model,

@@ -115,6 +115,15 @@ def usable_memory_mb(cgroup: Path = Path("/sys/fs/cgroup")) -> int:
     return min(machine, limit or machine) // 2**20
 
 
+def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set[str] | None:
+    """The CPU's feature flags as Linux names them (avx2, avx512f, amx_bf16, ...); None where unknown."""
+    try:
+        lines = cpuinfo.read_text().splitlines()
+    except OSError:
+        return None
+    return next((set(line.split(":", 1)[1].split()) for line in lines if line.startswith("flags")), None)
+
+
 def _memory_limit(cgroup: Path) -> int | None:
     """Bytes the cgroup allows; None for no limit (v2 "max"; v1 says a huge number, which min() takes care of)."""
     for name in ("memory.max", "memory/memory.limit_in_bytes"):  # cgroup v2, v1

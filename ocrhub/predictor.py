@@ -49,6 +49,7 @@ from pathlib import Path
 import numpy as np
 from paddle import inference
 
+from ocrhub.config import cpu_flags
 from ocrhub.errors import EngineError
 
 PRECISIONS = {  # OpenVINO engines: cache folder, precision
@@ -109,19 +110,14 @@ def _set_cpu_engine(config: inference.Config, engine: str, threads: int, cache_d
         raise ValueError(f"unknown engine {engine!r}")
 
 
-def native_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool | None:
-    """Whether the CPU has bfloat16 instructions (AVX512-BF16 or AMX); None where it cannot be read."""
-    try:
-        text = cpuinfo.read_text()
-    except OSError:
-        return None
-    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
-    return any(flag in flags for flag in BF16_FLAGS)
+def native_bf16(flags: set[str] | None) -> bool | None:
+    """Whether CPU ``flags`` (``config.cpu_flags``) include bfloat16 instructions; None where unknown."""
+    return None if flags is None else any(flag in flags for flag in BF16_FLAGS)
 
 
 @functools.cache
 def _warn_if_no_native_bf16() -> None:
-    if native_bf16() is False:
+    if native_bf16(cpu_flags()) is False:
         log.warning(
             "OCR_ENGINE=openvino-bf16 on a CPU without bfloat16 instructions (%s): OpenVINO runs fp32 "
             "(AVX2) or emulates bf16 (AVX-512): expect no speed-up over OCR_ENGINE=openvino",

@@ -1,7 +1,16 @@
 import pytest
 
 from ocrhub import models, pipeline
-from ocrhub.config import FIELDS, OcrConfig, env_table, load_config, load_server_config, usable_cores, usable_memory_mb
+from ocrhub.config import (
+    FIELDS,
+    OcrConfig,
+    cpu_flags,
+    env_table,
+    load_config,
+    load_server_config,
+    usable_cores,
+    usable_memory_mb,
+)
 from ocrhub.errors import ConfigError
 from ocrhub.serving.layout import default_layout, warn_if_memory_short
 
@@ -147,6 +156,16 @@ def test_default_layout(monkeypatch, cores, environ, workers, solo):
 def test_usable_memory_counts_a_containers_memory_limit(tmp_path, monkeypatch, files, expected):
     monkeypatch.setattr("os.sysconf", {"SC_PAGE_SIZE": 4096, "SC_PHYS_PAGES": 4 * 2**20}.get)  # 16 GiB
     assert usable_memory_mb(cgroup(tmp_path, files)) == expected
+
+
+def test_cpu_flags_are_read_from_cpuinfo(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    core = "processor\t: {}\nmodel name\t: AMD EPYC\nflags\t\t: fpu avx2 fma\n"
+    cpuinfo.write_text(core.format(0) + "\n" + core.format(1))
+    assert cpu_flags(cpuinfo) == {"fpu", "avx2", "fma"}
+    assert cpu_flags(tmp_path / "missing") is None
+    cpuinfo.write_text("processor\t: 0\nFeatures\t: fp asimd\n")  # arm64 says Features
+    assert cpu_flags(cpuinfo) is None
 
 
 @pytest.mark.parametrize(
