@@ -91,12 +91,13 @@ class Server:
         self.ready_seconds = time.monotonic() - started
 
     @classmethod
-    def production(cls, data_dir: Path, **env: str) -> Server:
-        """``ocrhub-serve`` with its data in ``data_dir``, waited for until every worker is loaded."""
+    def production(cls, data_dir: Path, *, every_worker: bool = True, **env: str) -> Server:
+        """``ocrhub-serve`` with its data in ``data_dir``, waited for until every worker is loaded (or,
+        without ``every_worker``, until it answers: the first worker is loaded)."""
 
         def all_ready(response) -> bool:
             workers = response.json()["workers"] if response.status_code == 200 else {}
-            return bool(workers) and workers["ready"] == workers["total"]
+            return bool(workers) and (workers["ready"] == workers["total"] or not every_worker)
 
         return cls(
             lambda port: [BIN / "ocrhub-serve", "--host", "127.0.0.1", "--port", str(port)],

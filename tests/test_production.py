@@ -190,6 +190,19 @@ def test_sigterm_finishes_in_flight_requests(tmp_path, pages):
     assert "refused" not in server.log()  # and no outbound connection was even attempted
 
 
+def test_sigterm_does_not_wait_for_a_worker_still_loading(tmp_path):
+    """A worker still loading holds no request: stopping kills it instead of waiting for its load
+    (Docker's stop sends SIGKILL 10 s after SIGTERM). The second worker starts loading once the first
+    is ready, which is when the server answers."""
+    server = Server.production(tmp_path, every_worker=False, OCR_WORKERS="2", OCR_CPU_THREADS="1", OCR_SOLO_WORKER="false")
+    load_seconds = float(re.search(r"worker 0 ready: .* loaded in ([\d.]+) s", server.log()).group(1))
+    started = time.monotonic()
+    server.process.send_signal(signal.SIGTERM)
+    assert server.process.wait(timeout=60) == -signal.SIGTERM
+    assert time.monotonic() - started < load_seconds / 2
+    assert "worker 1 ready" not in server.log()
+
+
 def test_time_budget(tmp_path, pages):
     server = Server.production(tmp_path, OCR_WORKERS="1", OCR_REQUEST_TIMEOUT="0.3")
     try:

@@ -283,6 +283,8 @@ class Slot:
         if self.task is not None:
             self.task.cancel()
         if self.process is not None and self.process.is_alive():
+            if self.pid is None:  # still loading: it holds no job, and would read the stop only once loaded
+                self.process.kill()
             try:
                 self.conn.send(None)
             except OSError:
