@@ -6,7 +6,8 @@ exit 1 on a problem, instead of workers failing in a loop), points every writabl
 threads each (by default cores / workers), the solo worker every core (``default_layout``).
 
 SIGTERM (or SIGINT) stops accepting, lets requests in flight finish for up to ``OCR_GRACEFUL_TIMEOUT``
-seconds, then stops the workers and exits 0.
+seconds, then stops the workers (one still loading at once) and exits, re-raising the signal as uvicorn
+does (status 143 for SIGTERM).
 """
 
 from __future__ import annotations
