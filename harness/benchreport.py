@@ -105,7 +105,7 @@ def render(res: dict) -> str:
         f"- in-process: {res['rounds']} timed pass(es) after a warm-up pass",
     ]
     sections = [inproc_section(res), texts_section(res), http_section(res)]
-    rows = [[label, f"{value['median']:.2f} ({value['min']:.2f}–{value['max']:.2f})", value["n"]] for label, value in ratios(res)]
+    rows = [[label, span(value), value["n"]] for label, value in ratios(res)]
     sections.append(["## Ratios", "", report.table(["ratio", "median (min–max)", "rounds"], rows)] if rows else [])
     return "\n\n".join("\n".join(lines) for lines in [header, *sections] if lines) + "\n"
 
@@ -116,7 +116,7 @@ def timing_row(label: str, run: dict) -> list:
     per_pass = inproc.seconds_per_pass(run)
     return [
         label,
-        f"{per_pass['median']:.2f} ({per_pass['min']:.2f}–{per_pass['max']:.2f})",
+        span(per_pass),
         per_pass["median"] / len(run["passes"][0]),
         run["load_s"],
         run["peak_rss_mb"],
@@ -190,7 +190,11 @@ def http_section(res: dict) -> list[str]:
 def spread(values: list[float]) -> str:
     if not values:
         return "–"
-    stats = summary(values)
+    return span(summary(values))
+
+
+def span(stats: dict) -> str:
+    """A summary (``harness.stats.summary``) as "median (min–max)"."""
     return f"{stats['median']:.2f} ({stats['min']:.2f}–{stats['max']:.2f})"
 
 

@@ -285,10 +285,11 @@ class Slot:
         if self.process is not None and self.process.is_alive():
             if self.pid is None:  # still loading: it holds no job, and would read the stop only once loaded
                 self.process.kill()
-            try:
-                self.conn.send(None)
-            except OSError:
-                pass
+            else:
+                try:
+                    self.conn.send(None)
+                except OSError:
+                    pass
             await asyncio.get_running_loop().run_in_executor(None, self.process.join, timeout)
             if self.process.is_alive():
                 self.process.kill()
