@@ -1,13 +1,14 @@
 """ocrhub: PaddleOCR's PP-OCR models as PaddleHub modules and a production HTTP service.
 
 Layers, each importing only those below it (data flows request → front → queue → worker → service
-→ pipeline → predictor, and back):
+→ pipeline → stages → predictor, and back):
 
 - ``serving``: the production server — async HTTP front, bounded queue, inference worker processes;
 - ``modules/`` (outside the package): the PaddleHub modules, each a thin class over one task;
 - ``service``: a task's work; ``tasks``: the one table of tasks (module → stages → answer shape);
-- ``pipeline``: Detector, Classifier, Recognizer, System (paddleocr's pre/post-processing) over
-  ``predictor`` (model folder + engine → Paddle Inference predictor);
+- ``pipeline``: the stages built once per process and ``System`` (det → crop → cls → rec) over
+  ``stages`` (each stage's own pre- and post-processing, numpy and OpenCV only) over ``predictor``
+  (model folder + engine → OpenVINO's runtime, or Paddle Inference for oneDNN, plain and GPU);
 - ``images`` and ``documents``: request bytes → checked, decoded inputs; ``config``, ``models``,
   ``errors``: parameters, model files, errors that carry their answer. Nothing imports ``scripts/``.
 """

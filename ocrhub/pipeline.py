@@ -1,60 +1,24 @@
-"""The OCR stages: paddleocr 2.10's own pre/post-processing around our Paddle Inference predictors.
-
-``TextDetector``, ``TextClassifier`` and ``TextRecognizer`` from paddleocr's ``tools/infer`` bring the
-DB post-process, direction post-process and CTC decoding; each runs on a predictor from
-``ocrhub.predictor`` on the configured engine (``engine``: OpenVINO by default, oneDNN, plain Paddle,
-or the GPU); the detector's input is normalized by table (``TableNormalize``), to the same floats.
-``System`` chains them exactly as paddleocr's ``TextSystem`` does (sort boxes, crop, classify,
-recognize, drop low scores), so on oneDNN results are the same as paddleocr's pipeline with the same
-parameters.
-
-Stages are built once per process and shared by every module that asks for the same config
-(``ocr_system`` and ``ocr_det`` use one detector). A predictor is not thread-safe, so each stage
-serializes its calls with a lock.
+"""The OCR pipeline: the stages of ``ocrhub.stages`` on predictors of the configured engine, built
+once per process and shared by every task that asks for the same config (``ocr_system`` and
+``ocr_det`` use one detector), and ``System``: det → crop → cls → rec → drop low scores, as
+paddleocr's ``TextSystem``. The same on every engine; only the predictor differs (``ocrhub.predictor``).
 """
 
 from __future__ import annotations
 
-import copy
-import dataclasses
 import functools
-import threading
 from pathlib import Path
 
-import cv2
 import numpy as np
-from paddleocr.paddleocr import predict_system as ppocr  # paddleocr's tools/infer/predict_system
 
 from ocrhub import models, predictor
 from ocrhub.config import OcrConfig
 from ocrhub.errors import ConfigError
-
-
-def paddleocr_args(config: OcrConfig):
-    """paddleocr's argument namespace: its own defaults, then ours (absolute model paths)."""
-    args = ppocr.utility.init_args().parse_args([])
-    for key, value in dataclasses.asdict(config).items():
-        if hasattr(args, key):
-            setattr(args, key, value)
-    for stage in ("det", "rec", "cls"):
-        setattr(args, f"{stage}_model_dir", str(config.model_path(stage)))
-    args.rec_char_dict_path = str(config.model_path("dict"))
-    args.cpu_threads = config.threads
-    args.show_log = False
-    return args
-
-
-def _check_models(config: OcrConfig, stage: str) -> None:
-    models.check_model_dir(config.model_path(stage), config.model_set)
-    if stage == "rec":
-        models.check_file(config.model_path("dict"), config.model_set)
-
-
-FACTORIES = {
-    "det": ppocr.predict_det.TextDetector,
-    "cls": ppocr.predict_cls.TextClassifier,
-    "rec": ppocr.predict_rec.TextRecognizer,
-}
+from ocrhub.stages.cls import Classifier
+from ocrhub.stages.crop import crop_line
+from ocrhub.stages.det import Detector, DetSettings
+from ocrhub.stages.lines import image_shape
+from ocrhub.stages.rec import Recognizer
 
 
 def engine(config: OcrConfig) -> str:
@@ -63,100 +27,27 @@ def engine(config: OcrConfig) -> str:
 
 
 def create_predictor(config: OcrConfig, stage: str) -> predictor.Predictor:
-    return predictor.create(
-        config.model_path(stage),
-        stage,
-        engine=engine(config),
-        threads=config.threads,
-        cache_dir=Path(config.data_dir) / "openvino-cache",
-        use_gpu=config.use_gpu,
-        gpu_mem=config.gpu_mem,
-        gpu_id=config.gpu_id,
-    )
-
-
-def build(config: OcrConfig, stage: str):
-    """A new paddleocr stage (``det``, ``cls``, ``rec``) on our predictor. paddleocr's constructor
-    always creates a predictor of its own (about 0.2 s): a CPU one, which ours replaces."""
-    _check_models(config, stage)
+    """The predictor of ``stage`` (det, cls, rec); a model that cannot be loaded is a one-line ConfigError."""
+    models.check_model_dir(config.model_path(stage), config.model_set)
+    if stage == "rec":
+        models.check_file(config.model_path("dict"), config.model_set)
     try:
-        paddle_stage = FACTORIES[stage](paddleocr_args(dataclasses.replace(config, use_gpu=False, enable_mkldnn=False)))
-        paddle_stage.predictor = paddle_stage.input_tensor = create_predictor(config, stage)
-        paddle_stage.output_tensors = paddle_stage.predictor.output_tensors
-        if stage == "det":
-            paddle_stage.preprocess_op = [TableNormalize.over(op) for op in paddle_stage.preprocess_op]
-        return paddle_stage
-    except Exception as err:  # Paddle's own message for an unreadable model is a page long
+        return predictor.create(
+            config.model_path(stage),
+            stage,
+            engine=engine(config),
+            threads=config.threads,
+            cache_dir=Path(config.data_dir) / "openvino-cache",
+            use_gpu=config.use_gpu,
+            gpu_mem=config.gpu_mem,
+            gpu_id=config.gpu_id,
+        )
+    except Exception as err:  # the engines' own message for an unreadable model is a page long
+        lines = str(err).strip().splitlines()
         raise ConfigError(
-            f"cannot load the {stage} model in {config.model_path(stage)}: "
-            f"{str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__}; "
+            f"cannot load the {stage} model in {config.model_path(stage)}: {lines[-1] if lines else type(err).__name__}; "
             f"re-fetch it with: " + models.FETCH_HINT.format(set=config.model_set)
         ) from None
-
-
-class TableNormalize:
-    """paddleocr's ``NormalizeImage`` on an 8-bit BGR page, as tables: its own float32 arithmetic done
-    once for each of the 256 values of each channel, then looked up (``cv2.LUT``) into a channels-first
-    buffer, so that the ``ToCHWImage`` after it finds contiguous planes. The same floats, bit for bit
-    (tested), 8 ms less per photo on the way to the predictor. Anything else goes to paddleocr's."""
-
-    def __init__(self, normalize):
-        self._normalize = normalize
-        values = np.repeat(np.arange(256, dtype=np.uint8).reshape(1, 256, 1), 3, axis=2)
-        table = normalize({"image": values})["image"].astype(np.float32)
-        self._tables = [np.ascontiguousarray(table[0, :, channel]) for channel in range(3)]
-
-    @classmethod
-    def over(cls, op):
-        """``op`` itself unless it is a channels-last ``NormalizeImage`` (the detector's). By name: paddleocr
-        imports its operators twice, as ``paddleocr.ppocr...`` and as ``ppocr...``, two distinct classes."""
-        return cls(op) if type(op).__name__ == "NormalizeImage" and op.mean.shape == (1, 1, 3) else op
-
-    def __call__(self, data: dict) -> dict:
-        image = data["image"]
-        if not (isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3):
-            return self._normalize(data)
-        planes = np.empty((3, *image.shape[:2]), np.float32)
-        for channel, plane in enumerate(cv2.split(image)):
-            cv2.LUT(plane, self._tables[channel], dst=planes[channel])
-        data["image"] = planes.transpose(1, 2, 0)  # channels-last, as NormalizeImage's output
-        return data
-
-
-class Stage:
-    """One paddleocr predictor behind a lock."""
-
-    def __init__(self, paddle_stage):
-        self._predictor = paddle_stage
-        self._lock = threading.Lock()
-
-    def _run(self, *args):
-        with self._lock:
-            return self._predictor(*args)
-
-
-class Detector(Stage):
-    def __call__(self, image: np.ndarray) -> list[np.ndarray]:
-        """Text boxes (4×2 float arrays) ordered top-to-bottom, left-to-right."""
-        boxes, _ = self._run(image)
-        return [] if boxes is None or len(boxes) == 0 else ppocr.sorted_boxes(boxes)
-
-
-class Classifier(Stage):
-    def __call__(self, lines: list[np.ndarray]) -> tuple[list[np.ndarray], list[tuple[str, float]]]:
-        """Lines turned upright where the model is sure they are upside down, and (angle, score)."""
-        if not lines:
-            return [], []
-        upright, angles, _ = self._run(list(lines))
-        return upright, [(label, float(score)) for label, score in angles]
-
-
-class Recognizer(Stage):
-    def __call__(self, lines: list[np.ndarray]) -> list[tuple[str, float]]:
-        if not lines:
-            return []
-        results, _ = self._run(list(lines))
-        return [(text, float(score)) for text, score in results]
 
 
 class System:
@@ -168,7 +59,7 @@ class System:
 
     def __call__(self, image: np.ndarray) -> list[tuple[np.ndarray, str, float]]:
         boxes = self.detector(image)
-        lines = [ppocr.get_rotate_crop_image(image, copy.deepcopy(box)) for box in boxes]
+        lines = [crop_line(image, box) for box in boxes]
         if self.classifier is not None:
             lines, _ = self.classifier(lines)
         texts = self.recognizer(lines)
@@ -177,17 +68,17 @@ class System:
 
 @functools.cache
 def detector(config: OcrConfig) -> Detector:
-    return Detector(build(config, "det"))
+    return Detector(create_predictor(config, "det"), DetSettings.of(config))
 
 
 @functools.cache
 def classifier(config: OcrConfig) -> Classifier:
-    return Classifier(build(config, "cls"))
+    return Classifier(create_predictor(config, "cls"), config)
 
 
 @functools.cache
 def recognizer(config: OcrConfig) -> Recognizer:
-    return Recognizer(build(config, "rec"))
+    return Recognizer(create_predictor(config, "rec"), config)
 
 
 def system(config: OcrConfig) -> System:
@@ -199,18 +90,11 @@ WIDE_LINE = 5  # recognizer warm-up: a full batch of lines 5× its input width (
 
 
 def warm_up(config: OcrConfig, stages: tuple[str, ...]) -> None:
-    """Run each stage a task uses (``ocrhub.tasks``) once, so the first request does not pay for initialisation.
-
-    Each stage runs on its largest usual input: a page of ``det_limit_side_len`` squared, a full
-    batch of very wide lines. A Paddle predictor keeps the memory of every input larger than all
-    before it (the recognizer takes about 140 MB more for each wider batch, without giving back the
-    old), while a smaller input reuses what is there. Largest first, the memory stops growing after
-    start-up: on the sample photos a process holds half the memory and each image takes about 15 %
-    less time, for about a second more at start-up (BENCHMARKS.md). Results do not change.
-
-    OpenVINO compiles each input shape the first time it sees it (``ocrhub.predictor``): this compiles
-    the largest usual ones. 0.7 s at start-up
-    (1.1 s to build the stages), and the first photo takes 0.2 s instead of 0.3 s."""
+    """Run each stage a task uses (``ocrhub.tasks``) once, so the first request does not pay for
+    initialisation: each on its largest usual input, a page of ``det_limit_side_len`` squared and a
+    full batch of very wide lines. Paddle's engines keep the memory of the largest input seen, so
+    largest first the memory stops growing after start-up; OpenVINO compiles each new input shape
+    on first sight, and these are the costliest (BENCHMARKS.md). Results do not change."""
     for stage in stages:
         if stage != "cls" or stages == ("cls",) or config.use_angle_cls:
             _warm_up_stage(config, stage)
@@ -230,8 +114,8 @@ def _warm_up_stage(config: OcrConfig, stage: str) -> None:
         side = int(config.det_limit_side_len)  # the largest size detection resizes a page to
         detector(config)(_sample(side, side))
     elif stage == "cls":
-        _, height, width = (int(value) for value in config.cls_image_shape.split(","))
+        _, height, width = image_shape(config.cls_image_shape)
         classifier(config)([_sample(height, width)] * max(1, config.cls_batch_num))
     else:
-        _, height, width = (int(value) for value in config.rec_image_shape.split(","))
+        _, height, width = image_shape(config.rec_image_shape)
         recognizer(config)([_sample(height, WIDE_LINE * width)] * max(1, config.rec_batch_num))

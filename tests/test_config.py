@@ -1,6 +1,7 @@
 import pytest
+from paddleocr.tools.infer import utility
 
-from ocrhub import models, pipeline
+from ocrhub import models
 from ocrhub.config import (
     FIELDS,
     OcrConfig,
@@ -35,7 +36,7 @@ OURS_ONLY = {
 
 
 def test_defaults_are_paddleocr_defaults():
-    theirs = vars(pipeline.ppocr.utility.init_args().parse_args([]))
+    theirs = vars(utility.init_args().parse_args([]))
     for name in FIELDS.keys() - OURS_ONLY:
         ours = getattr(OcrConfig, name)
         assert ours == DELIBERATE.get(name, theirs[name]), name

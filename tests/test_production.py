@@ -141,6 +141,16 @@ def test_transparent_grayscale_and_16_bit_images_are_read(server, lines):
     assert [normalized(r["text"]) for r in answer["results"][0]] == [normalized(lines[0].texts[0])] * 4
 
 
+def test_workers_on_openvino_load_no_paddle(server, lines):
+    """The default engine runs on OpenVINO's own runtime: no worker maps Paddle's library (which paddle,
+    paddleocr and paddlehub all load when imported), every worker maps OpenVINO's."""
+    assert post(server.url, "ocr_rec", json={"images": [b64(lines[0].image)]}).json()["status"] == "000"
+    maps = {pid: open(f"/proc/{pid}/maps").read() for pid in server.workers()}
+    assert len(maps) == 3
+    for pid, mapped in maps.items():
+        assert "libpaddle" not in mapped and "libopenvino.so" in mapped, pid
+
+
 def test_a_killed_worker_is_replaced(server, lines):
     before = server.workers()
     restarts = metric(server.url, 'ocr_worker_restarts_total{reason="died"}')

@@ -84,7 +84,6 @@ def main(conn, settings: Settings) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if settings.cpus:  # before the engine starts its threads, which size their pool from this set
         os.sched_setaffinity(0, settings.cpus)
-    _unshadow_paddleocr()
     _quiet_libraries()
     logging.config.dictConfig(log_config(settings.log_format))
     if settings.offline:
@@ -102,15 +101,8 @@ def main(conn, settings: Settings) -> None:
     _serve(conn, services, settings.max_memory_mb)
 
 
-def _unshadow_paddleocr() -> None:
-    """A spawned worker starts from its parent's ``sys.path``. paddleocr adds its own folders to it when
-    imported, and one of them holds ``paddleocr.py``, which then shadows the package: only a parent that
-    imported paddleocr (a test process, never the front) passes that on, and the worker drops it."""
-    sys.path[:] = [path for path in sys.path if not os.path.isfile(os.path.join(path or ".", "paddleocr.py"))]
-
-
 def _quiet_libraries() -> None:
-    """Paddle warns at import that ccache is missing, a tool for compiling custom C++ operators that a
+    """Paddle (on its own engines) warns at import that ccache is missing, a tool for compiling custom C++ operators that a
     service never does; that one warning is silenced where it is raised, any other still shows."""
     warnings.filterwarnings("ignore", message="No ccache found", category=UserWarning, module="paddle")
 

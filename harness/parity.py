@@ -1,0 +1,89 @@
+"""Our pipeline against paddleocr 2.10's own ``TextSystem`` on the same models and parameters.
+
+    from harness import parity
+    differences = parity.compare(config, images)      # [] when every line and box agrees
+
+    python -m harness.parity ../shared/images/*.jpg    # the same on files, with a summary
+
+paddleocr's classes build their own Paddle Inference predictors (oneDNN, as paddleocr does), so ours
+run on ``engine=onednn`` here: the same model outputs, then each side's pre- and post-processing.
+Lines must read the same, boxes agree within ``BOX_PX`` and scores within ``SCORE``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from ocrhub import pipeline
+from ocrhub.config import OcrConfig, load_config
+
+BOX_PX, SCORE = 1, 1e-3
+
+
+def paddleocr_args(config: OcrConfig):
+    """paddleocr's argument namespace: its own defaults, then ours (absolute model paths)."""
+    from paddleocr.tools.infer import utility
+
+    args = utility.init_args().parse_args([])
+    for key, value in dataclasses.asdict(config).items():
+        if hasattr(args, key):
+            setattr(args, key, value)
+    for stage in ("det", "rec", "cls"):
+        setattr(args, f"{stage}_model_dir", str(config.model_path(stage)))
+    args.rec_char_dict_path = str(config.model_path("dict"))
+    args.cpu_threads, args.use_gpu, args.show_log = config.threads, False, False
+    return args
+
+
+def reference(config: OcrConfig):
+    """paddleocr's TextSystem with ``config``'s models and parameters."""
+    from paddleocr.tools.infer.predict_system import TextSystem
+
+    return TextSystem(paddleocr_args(config))
+
+
+def read_reference(system, image: np.ndarray) -> list[tuple[np.ndarray, str, float]]:
+    boxes, results, _ = system(image, cls=system.use_angle_cls)
+    return [(np.asarray(box), text, score) for box, (text, score) in zip(boxes or [], results or [])]
+
+
+def differences(ours: list, theirs: list, name: str) -> list[str]:
+    """What differs between two readings of one image: texts, boxes beyond BOX_PX, scores beyond SCORE."""
+    if [text for _, text, _ in ours] != [text for _, text, _ in theirs]:
+        return [f"{name}: texts differ: {[t for _, t, _ in ours]} != {[t for _, t, _ in theirs]}"]
+    found = []
+    for index, ((box, text, score), (their_box, _, their_score)) in enumerate(zip(ours, theirs)):
+        off = float(np.abs(np.asarray(box, float) - np.asarray(their_box, float)).max())
+        if off > BOX_PX or abs(score - their_score) > SCORE:
+            found.append(f"{name} line {index} {text!r}: box off by {off:g} px, score {score:.5f} != {their_score:.5f}")
+    return found
+
+
+def compare(config: OcrConfig, images: dict[str, np.ndarray]) -> tuple[int, list[str]]:
+    """(lines compared, differences) of our System and paddleocr's on each named image."""
+    config = dataclasses.replace(config, engine="onednn")
+    ours, theirs = pipeline.system(config), reference(config)
+    lines, found = 0, []
+    for name, image in images.items():
+        mine, reference_lines = ours(image), read_reference(theirs, image)
+        lines += len(reference_lines)
+        found += differences(mine, reference_lines, name)
+    return lines, found
+
+
+def main(argv: list[str]) -> int:
+    import cv2
+
+    images = {Path(path).name: cv2.imread(path) for path in argv}
+    lines, found = compare(load_config({}), images)
+    print("\n".join(found))
+    print(f"{len(images)} images, {lines} lines: {len(found)} differences (boxes within {BOX_PX} px, scores {SCORE})")
+    return 1 if found else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
