@@ -143,8 +143,11 @@ class ServerConfig:
     # Inference workers: processes that take queued requests when idle (0: by engine, see layout.default_layout).
     workers: int = 0
     solo_worker: str = "auto"  # one more worker, with every core, for a request alone: auto, true or false
-    queue_size: int = 32  # requests waiting for a worker; one more is answered 503 + Retry-After
-    queue_timeout: float = 30.0  # seconds a request may wait for a worker before 503
+    # The queue admits a request while the work ahead of it should clear within queue_timeout (measured
+    # seconds per image × jobs ahead ÷ workers, see workers.WorkerPool.admit); queue_size is a safety net
+    # only: never more waiting than that, however cheap the jobs look. Beyond either: 503 + Retry-After.
+    queue_size: int = 256  # requests waiting for a worker at most, whatever the estimate
+    queue_timeout: float = 30.0  # seconds a request may wait for a worker: admission's bound, and then a 503
     worker_max_memory_mb: int = 2048  # a worker over this RSS after a request is replaced (0: never); see layout.fit_memory
     # HTTP front: every connection is read in full, within these bounds, before a worker sees it.
     max_connections: int = 1000  # open connections; a request on one more is answered 503

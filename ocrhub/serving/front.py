@@ -109,6 +109,7 @@ class Front:
                 f"too many open connections ({self.connections.count}, OCR_MAX_CONNECTIONS "
                 f"{self.server.max_connections}); retry shortly"
             )
+        self.pool.admit()  # the queue's own bound, checked again when the job is queued
 
     def declared_size(self, request: Request) -> int:
         """What a request's body will take of the byte budget (the limit when it does not say)."""

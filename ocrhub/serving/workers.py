@@ -1,9 +1,18 @@
 """Inference workers behind a bounded queue, supervised by the front's event loop.
 
 Each ``Slot`` owns one worker process and pulls the next job from the shared queue only when its
-worker is idle, so work goes to whichever worker is free (no accept-time balancing). The queue is
-bounded in length (``queue_size``: one more request is refused at once with 503 + Retry-After) and in
-waiting time (``queue_timeout``: a job that waited longer is answered 503 instead of being run late).
+worker is idle, so work goes to whichever worker is free (no accept-time balancing).
+
+The queue is bounded by time, not by a count (``WorkerPool.admit``): a job is refused at once, with
+503 + Retry-After, when the work already ahead of it would keep it waiting past ``queue_timeout`` by
+the estimate — the seconds the jobs waiting and running still need (``JobCosts``: measured seconds per
+image of each module on each kind of worker), divided by the workers that take from its queue. So a
+burst of 64 small requests, cleared in a few seconds, is served whole, while 1,000 photos at once are
+refused as they arrive instead of after waiting. ``queue_size`` is only a safety net: however cheap
+the estimate says the jobs are, no more than that many wait (it bounds what an estimate far below the
+truth can let in). The front's byte budget (``max_buffered_bytes``) bounds the bytes they hold. A job
+that still waits longer than ``queue_timeout`` (slower than estimated) is answered 503 instead of
+being run late.
 
 With a solo worker (``ServerConfig.solo``, on by default with OpenVINO, see ``layout.default_layout``)
 a request that arrives while no other is queued or running goes to that worker, which has every
@@ -23,6 +32,7 @@ import asyncio
 import concurrent.futures
 import dataclasses
 import logging
+import math
 import multiprocessing
 import os
 import time
@@ -31,18 +41,81 @@ from multiprocessing.connection import wait
 from ocrhub.config import OcrConfig, ServerConfig, usable_cores
 from ocrhub.errors import UnavailableError, WorkerDiedError
 from ocrhub.serving import metrics, worker
-from ocrhub.serving.worker import Job, LoadFailed, Ready, Reply
+from ocrhub.serving.worker import DocumentJob, Job, LoadFailed, Ready, Reply
 
 log = logging.getLogger("ocrhub.workers")
 SPAWN = multiprocessing.get_context("spawn")  # a fresh interpreter: never fork a running event loop
 RESTART_BACKOFF = (1, 2, 5, 10, 30)  # seconds before loading again after a failed load
 NOT_DELIVERED = object()  # a job the worker never received, to be run by another
+# Seconds an image is taken to cost until its module has been measured on that kind of worker, and
+# where its moving average starts: more than a text line (0.01 s on one core), a rendered page
+# (0.1-0.3 s) or an average photo (0.36 s, BENCHMARKS.md) takes. Not more, so that a fresh server with
+# two shared workers admits 120 requests in 30 s: its first burst of 64 is served whole.
+SEED_SECONDS_PER_IMAGE = 0.5
+# Weight of the newest measurement in the moving average. A slower job counts more than a faster one:
+# a burst slows the workers it is measured on (1,000 pages at once on 2 cores: 0.26 s a page, up to
+# 0.66 s with other work on the machine), and a cost too low admits jobs that wait past queue_timeout
+# after all, while one too high only refuses a few more that retry shortly.
+SLOWER_WEIGHT, FASTER_WEIGHT = 0.5, 0.2
+
+
+class JobCosts:
+    """Seconds a worker needs per image of each module (per document for ``POST /ocr``, whose pages are
+    not counted before a worker renders them), a moving average by kind of worker, learned from the jobs
+    answered. By module because their costs differ 30-fold (a line for ocr_cls 0.01 s, a page for
+    ocr_system 0.3 s on one core): one average over all would refuse a burst of lines after a few pages,
+    and let in far too many pages after a run of lines. By kind because the solo worker has every core."""
+
+    def __init__(self):
+        self.per_image: dict[tuple[str, str], float] = {}
+
+    def estimate(self, kind: str, job) -> float:
+        return self.per_image.get((kind, _cost_key(job)), SEED_SECONDS_PER_IMAGE) * _images(job)
+
+    def learn(self, kind: str, job, seconds: float) -> None:
+        """Average in a job's measured ``seconds``, from the seed for the first."""
+        key, measured = (kind, _cost_key(job)), seconds / _images(job)
+        known = self.per_image.get(key, SEED_SECONDS_PER_IMAGE)
+        weight = SLOWER_WEIGHT if measured > known else FASTER_WEIGHT
+        self.per_image[key] = known + weight * (measured - known)
+
+
+def _cost_key(job) -> str:
+    return "document" if isinstance(job, DocumentJob) else job.module
+
+
+def _images(job) -> int:
+    return len(getattr(job, "images", ())) or 1
+
+
+def refusal(wait: float, waiting: int, server: ServerConfig) -> UnavailableError | None:
+    """Why a job that would wait ``wait`` seconds behind ``waiting`` others is refused, or None to admit
+    it. Retry-After is when the work ahead should be down to ``queue_timeout``, no later than
+    ``queue_timeout`` itself: by then every job now waiting has been run or refused."""
+    timeout = server.queue_timeout
+    if wait > timeout:
+        reason = f"a new request would wait about {wait:.0f} s behind the {waiting} waiting (OCR_QUEUE_TIMEOUT {timeout:g} s)"
+    elif waiting >= server.queue_size:
+        reason = f"{waiting} requests are waiting (OCR_QUEUE_SIZE {server.queue_size})"
+    else:
+        return None
+    retry_after = max(1, min(math.ceil(wait - timeout), math.ceil(timeout)))
+    error = UnavailableError(f"all workers are busy: {reason}; retry in {retry_after} s")
+    error.retry_after = retry_after
+    return error
 
 
 class _Pending:
-    def __init__(self, job: Job):
-        self.job, self.queued_at = job, time.monotonic()
+    def __init__(self, job: Job, queue: asyncio.Queue):
+        self.job, self.queue, self.queued_at = job, queue, time.monotonic()
+        self.started: float | None = None  # when a worker began it
         self.future = asyncio.get_running_loop().create_future()
+
+    def left_of(self, cost: float) -> float:
+        """Seconds of its estimated ``cost`` still to run: all of it while it waits, the rest once begun."""
+        if self.started is None:
+            return cost
+        return max(0.0, cost - (time.monotonic() - self.started))
 
 
 class WorkerPool:
@@ -54,7 +127,8 @@ class WorkerPool:
         self.shared = [Slot(self, index, self.queue) for index in range(server.workers)]
         self.solo = Slot(self, server.workers, asyncio.Queue()) if server.solo else None
         self.slots = self.shared + ([self.solo] if self.solo else [])
-        self.active = 0  # requests queued or running
+        self.jobs: set[_Pending] = set()  # requests queued or running
+        self.costs = JobCosts()
         self.load_error = ""
         self.closing = False
         metrics.QUEUE_LENGTH.set_function(lambda: self.waiting)
@@ -84,13 +158,40 @@ class WorkerPool:
     def waiting(self) -> int:
         return self.queue.qsize() + (self.solo.queue.qsize() if self.solo else 0)
 
+    def wait_estimate(self, queue: asyncio.Queue) -> float:
+        """Seconds a job put on ``queue`` now would wait: the work left of the jobs ahead of it there, by
+        the latest costs (a job queued at the seed's cost is counted at its module's measured one),
+        shared by the ready workers that take from it (one while all are being replaced: a worker loads
+        in seconds, and ``admit`` is not asked while none is ready)."""
+        kind = self._kind_of(queue)
+        ahead = sum(pending.left_of(self.costs.estimate(kind, pending.job)) for pending in self.jobs if pending.queue is queue)
+        workers = sum(slot.queue is queue and slot.pid is not None for slot in self.slots)
+        return ahead / max(1, workers)
+
+    def admit(self) -> None:
+        """Refuse at once (503 + Retry-After) a job that would wait past ``queue_timeout`` by the
+        estimate, or one more than ``queue_size`` waiting; asked before a request's body is read, so an
+        overloaded server spends nothing on it, and again as its job is queued."""
+        error = refusal(self.wait_estimate(self._queue_for_next()), self.waiting, self.server)
+        if error is not None:
+            metrics.REJECTED.labels("queue_full").inc()
+            raise error
+
+    def _kind_of(self, queue: asyncio.Queue) -> str:
+        return "solo" if self.solo and queue is self.solo.queue else "shared"
+
+    def requeue(self, pending: _Pending) -> None:
+        """Put back on the shared queue a job a worker did not run (it died, or is the solo worker)."""
+        pending.queue, pending.started = self.queue, None
+        self.queue.put_nowait(pending)
+
     def _queue_for_next(self) -> asyncio.Queue:
         """The solo worker's queue for a request alone on the server, else the shared one; either, when
         the other side has no worker ready (starting or being replaced)."""
         solo = self.solo
         if solo is None or solo.pid is None:
             return self.queue
-        alone = self.active == 0
+        alone = not self.jobs
         return solo.queue if alone or not any(slot.pid for slot in self.shared) else self.queue
 
     def start(self) -> None:
@@ -108,19 +209,16 @@ class WorkerPool:
             slot.task = asyncio.create_task(slot.run(after), name=f"worker-slot-{slot.index}")
 
     async def run(self, job: Job) -> Reply:
-        """Queue ``job`` and wait for its reply; refused at once when the queue is full."""
-        if self.waiting >= self.server.queue_size:
-            metrics.REJECTED.labels("queue_full").inc()
-            raise UnavailableError(
-                f"all {len(self.slots)} workers are busy and {self.waiting} requests are waiting (OCR_QUEUE_SIZE); retry shortly"
-            )
-        pending = _Pending(job)
-        self._queue_for_next().put_nowait(pending)
-        self.active += 1
+        """Queue ``job`` and wait for its reply; refused at once when the queue is full (``admit``)."""
+        self.admit()
+        queue = self._queue_for_next()
+        pending = _Pending(job, queue)
+        queue.put_nowait(pending)
+        self.jobs.add(pending)
         try:
             return await pending.future
         finally:
-            self.active -= 1
+            self.jobs.discard(pending)
             pending.future.cancel()  # the client is gone or the answer is in: a slot skips it
 
     async def stop(self, timeout: float) -> None:
@@ -166,7 +264,7 @@ class Slot:
             reason = await self._feed()
             self.pid = None
             while self.kind == "solo" and not self.queue.empty():  # to the shared workers meanwhile
-                self.pool.queue.put_nowait(self.queue.get_nowait())
+                self.pool.requeue(self.queue.get_nowait())
             if not self.pool.closing:
                 metrics.WORKER_RESTARTS.labels(reason).inc()
                 log.warning("%s %s; starting a new one", self.name, reason)
@@ -201,10 +299,13 @@ class Slot:
                 pending = await self._next(exited)
                 if pending is None:
                     return await self._exit_reason()
+                pending.started = time.monotonic()
                 reply = await self._call(pending.job, timeout=self.pool.stuck_after)
                 if reply is NOT_DELIVERED:
-                    self.pool.queue.put_nowait(pending)
+                    self.pool.requeue(pending)
                     return await self._exit_reason()
+                if isinstance(reply, Reply) and reply.error is None:  # a refused or timed-out job says little
+                    self.pool.costs.learn(self.kind, pending.job, time.monotonic() - pending.started)
                 if not pending.future.done():
                     if isinstance(reply, Reply):
                         pending.future.set_result(reply)
@@ -231,7 +332,7 @@ class Slot:
                 return None
             pending = getting.result()
             if exited.done() or not self.process.is_alive():
-                self.pool.queue.put_nowait(pending)  # never taken by this dead worker: a shared one will
+                self.pool.requeue(pending)  # never taken by this dead worker: a shared one will
                 return None
             if pending.future.done():  # its client went away while it waited
                 continue
