@@ -169,17 +169,23 @@ def test_cpu_flags_are_read_from_cpuinfo(tmp_path):
     assert cpu_flags(cpuinfo) is None
 
 
+ONEDNN = {"OCR_ENGINE": "onednn"}
+
+
 @pytest.mark.parametrize(
     "cores, memory_mb, environ, workers, solo, worker_mb",
     [
         (2, 16384, {}, 2, True, 2048),  # room for the whole default layout
         (2, 8192, {}, 2, True, 2014),  # three workers fit, each limited to its share
-        (2, 6144, {}, 2, False, 2048),  # the solo worker goes first
-        (2, 4096, {}, 1, False, 2048),  # then shared workers: one worker × 2 threads, as Compose sets
-        (2, 3072, {}, 1, False, 1948),
-        (2, 2048, {}, 1, False, 1536),  # never below a warm worker's needs (the launcher warns)
-        (8, 8192, {}, 2, False, 2048),  # a divisor of the cores: workers keep whole cores
-        (2, 4096, {"OCR_WORKERS": "2"}, 2, False, 1536),  # an explicit count stays
+        (2, 6144, {}, 2, True, 1332),  # an OpenVINO worker needs 768 MB at least: the three still fit
+        (2, 4096, {}, 2, False, 1230),  # the solo worker goes first
+        (2, 3072, {}, 1, False, 1948),  # then shared workers: one worker × 2 threads
+        (2, 2048, {}, 1, False, 924),
+        (2, 1024, {}, 1, False, 768),  # never below a warm worker's needs (the launcher warns)
+        (8, 8192, {}, 4, False, 1383),  # a divisor of the cores: workers keep whole cores
+        (2, 4096, {**ONEDNN}, 1, False, 2048),  # a Paddle worker needs 1536 MB: one worker × 2 threads, as Compose sets
+        (2, 2048, {**ONEDNN}, 1, False, 1536),
+        (2, 4096, {"OCR_WORKERS": "2", **ONEDNN}, 2, False, 1536),  # an explicit count stays
         (2, 4096, {"OCR_WORKER_MAX_MEMORY_MB": "0"}, 2, True, 0),  # never replaced: nothing to fit
         (2, 4096, {"OCR_WORKER_MAX_MEMORY_MB": "1024"}, 2, False, 1024),  # a lower limit is kept
     ],
@@ -195,7 +201,7 @@ def test_default_layout_fits_the_memory(monkeypatch, cores, memory_mb, environ, 
 def test_a_layout_set_by_hand_over_the_memory_is_warned_of(monkeypatch, caplog):
     monkeypatch.setattr("ocrhub.serving.layout.usable_cores", lambda: 2)
     monkeypatch.setattr("ocrhub.serving.layout.usable_memory_mb", lambda: 4096)
-    environ = {"OCR_WORKERS": "2"}
+    environ = {"OCR_WORKERS": "2", **ONEDNN}
     warn_if_memory_short(default_layout(load_server_config(environ), load_config({}, environ=environ)))
     assert "2 worker(s) of OCR_WORKER_MAX_MEMORY_MB=1536 may take 4708 MB, more than the 4096 MB" in caplog.text
     caplog.clear()

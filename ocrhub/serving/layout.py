@@ -16,7 +16,13 @@ from ocrhub.config import OcrConfig, ServerConfig, usable_cores, usable_memory_m
 log = logging.getLogger("ocrhub.layout")
 
 FRONT_MB, REQUEST_MB = 100, 512  # the front without bodies; what one request can add to a worker before its check
-MIN_WORKER_MB = 1536  # a worker runs at 1.1-1.3 GB once warm: with a lower limit it is replaced after most requests
+# The least memory limit a worker is given: a warm worker runs at 1.1-1.3 GB on Paddle Inference and at
+# 0.4-0.6 GB on OpenVINO's runtime (BENCHMARKS.md); with a lower limit it is replaced after most requests.
+MIN_WORKER_MB = {"paddle": 1536, "openvino": 768}
+
+
+def min_worker_mb(config: OcrConfig) -> int:
+    return MIN_WORKER_MB["openvino" if config.engine.startswith("openvino") and not config.use_gpu else "paddle"]
 
 
 def default_layout(server: ServerConfig, config: OcrConfig) -> ServerConfig:
@@ -34,13 +40,13 @@ def default_layout(server: ServerConfig, config: OcrConfig) -> ServerConfig:
         solo = "true" if fits else "false"
     layout = dataclasses.replace(server, workers=workers, solo_worker=solo)
     auto_workers, auto_solo = not server.workers, server.solo_worker == "auto"
-    return fit_memory(layout, usable_memory_mb(), may_drop_workers=auto_workers, may_drop_solo=auto_solo)
+    return fit_memory(layout, usable_memory_mb(), min_worker_mb(config), may_drop_workers=auto_workers, may_drop_solo=auto_solo)
 
 
-def fit_memory(server: ServerConfig, memory_mb: int, *, may_drop_workers: bool, may_drop_solo: bool) -> ServerConfig:
+def fit_memory(server: ServerConfig, memory_mb: int, min_mb: int, *, may_drop_workers: bool, may_drop_solo: bool) -> ServerConfig:
     """The layout within ``memory_mb`` (a container's memory limit, else the machine's memory) by the
     README's bound (``memory_bound_mb``). Where the launcher chose the layout, it drops the solo
-    worker, then shared workers, until each worker can have ``MIN_WORKER_MB`` (or its lower limit);
+    worker, then shared workers, until each worker can have ``min_mb`` (``min_worker_mb``, or its lower limit);
     then it lowers ``worker_max_memory_mb`` to each worker's share, but not below that (if even that
     does not fit, ``warn_if_memory_short`` says so). With 4 GiB on 2 cores: one worker × 2 threads."""
     if not server.worker_max_memory_mb:  # 0: workers are never replaced, there is no bound to fit
@@ -50,7 +56,7 @@ def fit_memory(server: ServerConfig, memory_mb: int, *, may_drop_workers: bool, 
     def share(workers: int, solo: bool) -> int:
         return available // (workers + solo) - REQUEST_MB
 
-    need = min(server.worker_max_memory_mb, MIN_WORKER_MB)
+    need = min(server.worker_max_memory_mb, min_mb)
     workers, solo = server.workers, server.solo
     if solo and may_drop_solo and share(workers, True) < need:
         solo = False
