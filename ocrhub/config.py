@@ -87,6 +87,11 @@ class OcrConfig:
     def threads(self) -> int:
         return self.cpu_threads or usable_cores()
 
+    @property
+    def on_openvino(self) -> bool:
+        """Whether the predictors run on OpenVINO's runtime (the openvino engines, on the CPU), else on Paddle Inference."""
+        return self.engine.startswith("openvino") and not self.use_gpu
+
 
 def usable_cores(cgroup: Path = Path("/sys/fs/cgroup")) -> int:
     """The cores this process may use: its CPU affinity, bounded by a container's CPU limit (its cgroup's

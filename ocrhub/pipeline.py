@@ -7,6 +7,7 @@ paddleocr's ``TextSystem``. The same on every engine; only the predictor differs
 from __future__ import annotations
 
 import functools
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -81,23 +82,35 @@ def recognizer(config: OcrConfig) -> Recognizer:
     return Recognizer(create_predictor(config, "rec"), config)
 
 
+def preload(config: OcrConfig, stages: tuple[str, ...]) -> None:
+    """Build ``stages`` (det, cls, rec) at once: OpenVINO compiles models in parallel threads (three in
+    0.3 s instead of 0.45 s on 2 cores, a third of a worker's start). Paddle Inference one at a time."""
+    build = {"det": detector, "cls": classifier, "rec": recognizer}
+    with ThreadPoolExecutor(len(stages) if config.on_openvino else 1) as pool:
+        list(pool.map(lambda stage: build[stage](config), stages))
+
+
 def system(config: OcrConfig) -> System:
     cls = classifier(config) if config.use_angle_cls else None
     return System(detector(config), cls, recognizer(config), config.drop_score)
 
 
-WIDE_LINE = 5  # recognizer warm-up: a full batch of lines 5× its input width (1600 px, 33× their height)
+WIDE_LINE = 5  # Paddle's recognizer warm-up: a full batch of lines 5× its input width (1600 px, 33× their height)
 
 
 def warm_up(config: OcrConfig, stages: tuple[str, ...]) -> None:
-    """Run each stage a task uses (``ocrhub.tasks``) once, so the first request does not pay for
-    initialisation: each on its largest usual input, a page of ``det_limit_side_len`` squared and a
-    full batch of very wide lines. Paddle's engines keep the memory of the largest input seen, so
-    largest first the memory stops growing after start-up; OpenVINO compiles each new input shape
-    on first sight, and these are the costliest (BENCHMARKS.md). Results do not change."""
+    """Run each stage a task uses (``ocrhub.tasks``) once, so the first request does not pay for the
+    engine's initialisation. Results do not change.
+
+    On OpenVINO's runtime, on one small input each: the first inference of a model initialises it
+    (0.1-0.2 s), a new input shape after that costs little; 0.1 s in all, where the largest inputs
+    took 0.6 s and saved the first photo 0.1 s (BENCHMARKS.md: cold start). On Paddle Inference,
+    on the largest usual inputs (a page of ``det_limit_side_len`` squared, a full batch of very wide
+    lines): Paddle keeps the memory of every input larger than all before it, so largest first its
+    memory stops growing after start-up."""
     for stage in stages:
         if stage != "cls" or stages == ("cls",) or config.use_angle_cls:
-            _warm_up_stage(config, stage)
+            _warm_up_stage(config, stage, largest=not config.on_openvino)
 
 
 def _sample(height: int, width: int) -> np.ndarray:
@@ -108,14 +121,15 @@ def _sample(height: int, width: int) -> np.ndarray:
 
 
 @functools.cache
-def _warm_up_stage(config: OcrConfig, stage: str) -> None:
+def _warm_up_stage(config: OcrConfig, stage: str, largest: bool) -> None:
     """Once per stage and process, however many modules share the stage."""
     if stage == "det":
-        side = int(config.det_limit_side_len)  # the largest size detection resizes a page to
+        side = int(config.det_limit_side_len) if largest else 64  # the largest size detection resizes a page to
         detector(config)(_sample(side, side))
     elif stage == "cls":
         _, height, width = image_shape(config.cls_image_shape)
-        classifier(config)([_sample(height, width)] * max(1, config.cls_batch_num))
+        classifier(config)([_sample(height, width)] * (max(1, config.cls_batch_num) if largest else 1))
     else:
         _, height, width = image_shape(config.rec_image_shape)
-        recognizer(config)([_sample(height, WIDE_LINE * width)] * max(1, config.rec_batch_num))
+        batch = max(1, config.rec_batch_num) if largest else 1
+        recognizer(config)([_sample(height, WIDE_LINE * width if largest else width)] * batch)

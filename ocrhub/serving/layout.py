@@ -22,7 +22,7 @@ MIN_WORKER_MB = {"paddle": 1536, "openvino": 768}
 
 
 def min_worker_mb(config: OcrConfig) -> int:
-    return MIN_WORKER_MB["openvino" if config.engine.startswith("openvino") and not config.use_gpu else "paddle"]
+    return MIN_WORKER_MB["openvino" if config.on_openvino else "paddle"]
 
 
 def default_layout(server: ServerConfig, config: OcrConfig) -> ServerConfig:
@@ -36,7 +36,7 @@ def default_layout(server: ServerConfig, config: OcrConfig) -> ServerConfig:
     workers = server.workers or (1 if config.use_gpu else cores)
     solo = server.solo_worker
     if solo == "auto":
-        fits = not server.workers and not config.use_gpu and config.engine.startswith("openvino") and cores > 1
+        fits = not server.workers and config.on_openvino and cores > 1
         solo = "true" if fits else "false"
     layout = dataclasses.replace(server, workers=workers, solo_worker=solo)
     auto_workers, auto_solo = not server.workers, server.solo_worker == "auto"
