@@ -66,12 +66,17 @@ def test_manifest_matches_kubernetes_schema(path, version):
     docs = load_all(path)
     assert docs, path
     for doc in docs:
-        problem = ""
-        try:
-            kubernetes_validate.validate(doc, version, strict=True)
-        except kubernetes_validate.ValidationError as err:
-            problem = f"{err.message} at {'/'.join(map(str, err.absolute_path))}"
+        problem = schema_problem(doc, version)
         assert not problem, f"{path.name}: {doc['kind']} is not valid for Kubernetes {version}: {problem}"
+
+
+def schema_problem(doc: dict, version: str) -> str:
+    """What kubernetes-validate (strict) finds wrong with ``doc``, or ""."""
+    try:
+        kubernetes_validate.validate(doc, version, strict=True)
+    except kubernetes_validate.ValidationError as err:
+        return f"{err.message} at {'/'.join(map(str, err.absolute_path))}"
+    return ""
 
 
 def test_kustomization_lists_every_manifest():
@@ -177,26 +182,42 @@ def dockerfile_instructions() -> list[tuple[str, str]]:
     return [(line.split(None, 1)[0].upper(), line.split(None, 1)[1] if " " in line else "") for line in lines]
 
 
-def test_dockerfile_contract():
+def dockerfile_stages() -> dict[str, list[tuple[str, str]]]:
+    """Each stage's instructions, its own after those of the stage it starts from; the unnamed last
+    stage (the default target) is "" and ``BASE_IMAGE`` stands for the base image."""
+    stages, current = {}, None
+    for kind, arg in dockerfile_instructions():
+        if kind == "FROM":
+            parent, _, name = arg.partition(" AS ")
+            current = stages[name.strip()] = list(stages.get(parent.strip(), []))
+        elif current is not None:
+            current.append((kind, arg))
+    return stages
+
+
+@pytest.mark.parametrize("target", ["", "lean"], ids=["full", "lean"])
+def test_dockerfile_contract(target):
     instructions = dockerfile_instructions()
-    kinds = [kind for kind, _ in instructions]
     args = dict(arg.split("=", 1) for kind, arg in instructions if kind == "ARG" and "=" in arg)
     assert args["BASE_IMAGE"] == "python:3.11-slim" and instructions[0] == ("ARG", "BASE_IMAGE=python:3.11-slim")
-    runs = " ".join(arg for kind, arg in instructions if kind == "RUN")
-    assert "pip install --no-deps --no-compile -r requirements.txt" in runs
+    stages = dockerfile_stages()
+    build = stages["build" if target == "" else "lean-build"] + stages["models"]
+    runs = " ".join(arg for kind, arg in build if kind == "RUN")
+    requirements = "requirements.txt" if target == "" else "requirements-lean.txt"
+    assert f"pip install --no-deps --no-compile -r {requirements}" in runs
     assert "pip install --no-deps --no-compile --no-build-isolation -e ." in runs
-    assert "scripts/fetch_models.py" in runs
-    assert all(f"/app/modules/{name}" in runs for name in ("ocr_system", "ocr_det", "ocr_cls", "ocr_rec"))
-    final = kinds[len(kinds) - 1 - kinds[::-1].index("FROM") :]  # the last stage's instructions
-    last_stage = instructions[len(instructions) - len(final) :]
-    user = [arg for kind, arg in last_stage if kind == "USER"]
+    assert "scripts/fetch_models.py" in runs and "scripts/image_smoke_test.py" in runs
+    if target == "":
+        assert all(f"/app/modules/{name}" in runs for name in ("ocr_system", "ocr_det", "ocr_cls", "ocr_rec"))
+    image = stages[target]
+    user = [arg for kind, arg in image if kind == "USER"]
     assert user and user[-1].split(":")[0] == str(UID)
-    assert ("EXPOSE", str(PORT)) in last_stage
-    healthcheck = next(arg for kind, arg in last_stage if kind == "HEALTHCHECK")
+    assert ("EXPOSE", str(PORT)) in image
+    healthcheck = next(arg for kind, arg in image if kind == "HEALTHCHECK")
     assert "/health" in healthcheck and "CMD [" in healthcheck
-    entrypoint = next(arg for kind, arg in last_stage if kind == "ENTRYPOINT")
+    entrypoint = next(arg for kind, arg in image if kind == "ENTRYPOINT")
     assert json.loads(entrypoint) == ["ocrhub-serve"]  # exec form: PID 1 gets SIGTERM
-    env = dict(pair.split("=", 1) for kind, arg in last_stage if kind == "ENV" for pair in shlex.split(arg))
+    env = dict(pair.split("=", 1) for kind, arg in image if kind == "ENV" for pair in shlex.split(arg))
     assert env["OCR_DATA_DIR"] == "/tmp/ocrhub" and env["PORT"] == str(PORT)
     assert env["PATH"].startswith("/opt/venv/bin:")
 
@@ -378,11 +399,7 @@ def test_knative_pod_spec_matches_kubernetes_schema(version):
         "metadata": {"name": service["metadata"]["name"], **template["metadata"]},
         "spec": knative_pod(service),
     }
-    problem = ""
-    try:
-        kubernetes_validate.validate(pod, version, strict=True)
-    except kubernetes_validate.ValidationError as err:
-        problem = f"{err.message} at {'/'.join(map(str, err.absolute_path))}"
+    problem = schema_problem(pod, version)
     assert not problem, f"the Knative Service's pod spec is not valid for Kubernetes {version}: {problem}"
 
 

@@ -13,9 +13,9 @@ def canonical(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def pins() -> dict[str, str]:
+def pins(pattern: str = "requirements*.txt") -> dict[str, str]:
     found = {}
-    for path in ROOT.glob("requirements*.txt"):
+    for path in ROOT.glob(pattern):
         for line in path.read_text().splitlines():
             line = line.split("#", 1)[0].strip()
             if line:
@@ -41,3 +41,12 @@ def test_installed_packages_are_pinned_and_match():
         name: (installed[name], pinned[name]) for name in installed.keys() & pinned.keys() if installed[name] != pinned[name]
     }
     assert not wrong, f"installed != pinned: {wrong}"
+
+
+def test_lean_pins_are_the_full_pins():
+    """requirements-lean.txt (the lean image, Dockerfile target "lean") is a subset of requirements.txt,
+    pin for pin: both images run the same versions, and the lean set needs no separate upgrades."""
+    full, lean = pins("requirements.txt"), pins("requirements-lean.txt")
+    assert lean, "requirements-lean.txt is empty"
+    assert {name: version for name, version in lean.items() if full.get(name) != version} == {}
+    assert not {"paddlepaddle", "paddlehub", "paddleocr", "paddlenlp"} & lean.keys()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import os
 import shutil
 from pathlib import Path
@@ -33,7 +34,14 @@ from ocrhub.tasks import TASKS
 
 
 def check_setup(server: ServerConfig, config: OcrConfig) -> None:
-    """Every module known and every model folder present, or a ConfigError naming the fix."""
+    """Every module known, the engine's library installed and every model folder present, or a
+    ConfigError naming the fix."""
+    library = "openvino" if config.on_openvino else "paddle"
+    if importlib.util.find_spec(library) is None:  # the lean image has no paddle
+        raise ConfigError(
+            f"OCR_ENGINE={config.engine}{' with OCR_USE_GPU' if config.use_gpu else ''} runs on {library}, "
+            f"which is not installed here (the lean image has only the openvino engines: use the full image)"
+        )
     for name in server.module_names:
         if name not in TASKS:
             raise ConfigError(f"unknown module {name!r} in OCR_MODULES; choose from {', '.join(TASKS)}")
