@@ -32,9 +32,12 @@ from harness.stats import summary
 READY, PASSED, RESULT = "INPROC-READY", "INPROC-PASS ", "INPROC-RESULT "
 
 
-def measure(paths: list[Path], *, engine: str, threads: int, rounds: int, data_dir: Path) -> dict:
-    """``rounds`` passes in a fresh process, one after the other: the child's answer (or ``{"skipped": ...}``)."""
-    with Session(paths, engine=engine, threads=threads, data_dir=data_dir / f"{engine}-{threads}t") as session:
+def measure(paths: list[Path], *, engine: str, threads: int, rounds: int, data_dir: Path, checkout: str | None = None) -> dict:
+    """``rounds`` passes in a fresh process, one after the other: the child's answer (or ``{"skipped": ...}``).
+    ``checkout``: another revision's source folder, whose ``ocrhub`` and ``harness`` the child imports
+    instead of these (``PYTHONPATH``), to time it beside this one."""
+    folder = data_dir / f"{engine}-{threads}t{'-' + Path(checkout).name if checkout else ''}"
+    with Session(paths, engine=engine, threads=threads, data_dir=folder, checkout=checkout) as session:
         try:
             for _ in range(rounds if session.ready else 0):
                 session.one_pass()
@@ -50,8 +53,18 @@ class Session:
     ``cores`` of their own: OpenVINO pins its threads to the first cores a process may use, so
     unpinned they would all share the first core."""
 
-    def __init__(self, paths: list[Path], *, engine: str, threads: int, data_dir: Path, cores: list[int] | None = None):
-        self.child = _start(json.dumps({"paths": [str(p) for p in paths]}), engine, threads, data_dir, cores)
+    def __init__(
+        self,
+        paths: list[Path],
+        *,
+        engine: str,
+        threads: int,
+        data_dir: Path,
+        cores: list[int] | None = None,
+        checkout: str | None = None,
+    ):
+        spec = json.dumps({"paths": [str(p) for p in paths]})
+        self.child = _start(spec, engine, threads, data_dir, cores, checkout)
         self.result = _read_until_ready(self.child)
 
     @property
@@ -100,9 +113,11 @@ def pooled_images_per_s(passes: list[list[float]]) -> float:
     return sum(map(len, passes)) / sum(map(sum, passes))
 
 
-def _start(spec: str, engine: str, threads: int, data_dir: Path, cores: list[int] | None = None) -> subprocess.Popen:
+def _start(spec: str, engine: str, threads: int, data_dir: Path, cores: list[int] | None, checkout: str | None):
     data_dir.mkdir(parents=True, exist_ok=True)
     env = clean_env(OCR_ENGINE=engine, OCR_CPU_THREADS=str(threads), OCR_DATA_DIR=str(data_dir))
+    if checkout:
+        env["PYTHONPATH"] = checkout
     with (data_dir / "child.log").open("w") as log:
         child = subprocess.Popen(
             [sys.executable, "-m", "harness.inproc", spec],

@@ -9,7 +9,8 @@ the pages rendered by harness.testimages; --limit N keeps the first N. Parts (--
 
 - inproc: ``OcrService("ocr_system")`` per engine (OCR_ENGINE) × threads, each in a fresh process:
   seconds per pass over the images, median and range of --rounds passes after a warm-up pass; texts
-  compared line by line with the onednn engine's (PaddleOCR's own path).
+  compared line by line with the onednn engine's (PaddleOCR's own path). An engine written
+  ENGINE@DIR runs from another checkout (``git worktree add DIR REV``), to time a revision beside this.
 - http: ``POST /predict/ocr_system``, one image per request, against ``ocrhub-serve`` with its
   defaults (shared 1-thread workers and the solo worker), with 1 worker × every core, with 2 workers ×
   1 thread, with bf16, and stock ``hub serving start`` with
@@ -70,7 +71,10 @@ def bench_inproc(args, paths: list[Path], workdir: Path) -> dict:
         for engine in args.engines:
             for threads in args.threads:
                 bar.set_postfix_str(f"{engine}, {threads} thread(s)")
-                run = inproc.measure(paths, engine=engine, threads=threads, rounds=args.rounds, data_dir=workdir)
+                name, _, checkout = engine.partition("@")
+                run = inproc.measure(
+                    paths, engine=name, threads=threads, rounds=args.rounds, data_dir=workdir, checkout=checkout or None
+                )
                 runs.append({**run, "engine": engine, "threads": threads})
                 bar.update()
                 if "skipped" in run:  # the config rejects the engine, whatever the threads
