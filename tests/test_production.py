@@ -255,7 +255,7 @@ def test_outbound_connections_are_refused():
 def test_a_worker_over_its_memory_limit_answers_then_is_replaced(tmp_path, lines):
     """The memory bound of the OpenVINO engine, whose kernels grow with every new input size: a worker
     whose RSS is over OCR_WORKER_MAX_MEMORY_MB after a request answers it, exits and is replaced."""
-    with Server.production(tmp_path, OCR_WORKERS="1", OCR_WORKER_MAX_MEMORY_MB="300") as server:
+    with Server.production(tmp_path, OCR_WORKERS="1", OCR_WORKER_MAX_MEMORY_MB="150") as server:  # a warm worker: 0.2 GB
         first = server.workers()
         answer = post(server.url, "ocr_rec", json={"images": [b64(lines[0].image)]}).json()
         assert answer["status"] == "000" and normalized(answer["results"][0][0]["text"]) == normalized(lines[0].texts[0])
