@@ -19,8 +19,9 @@ Traits of OpenVINO's CPU plugin, and what is done about them:
 
 - It prepares kernels ("primitives") for each new input shape and keeps them: with no bound, a
   process that saw 100 distinct page sizes held 1.7 GB. ``CPU_RUNTIME_CACHE_CAPACITY`` bounds the
-  primitives kept (``SHAPE_CACHE``: 100 holds a worker at 0.6-0.7 GB after 100 sizes for 0-3.5 %
-  of the speed on repeated sizes, BENCHMARKS.md). What is left is the memory of the largest input
+  primitives kept (``SHAPE_CACHE``: 300 holds a worker at about 0.7 GB after 100 sizes at the same
+  speed; 100 held it at 0.65 GB but served the benchmark's ten images 10 % slower, BENCHMARKS.md).
+  What is left is the memory of the largest input
   each model has seen (a 960×960 page, a batch of lines 3,000 px wide: 0.3 GB each), which no
   setting gives back but recompiling; the server replaces a worker past ``worker_max_memory_mb``
   (``ocrhub.serving.worker``).
@@ -46,7 +47,7 @@ from ocrhub.errors import EngineError
 
 OPENVINO_PRECISIONS = {"openvino": "f32", "openvino-bf16": "bf16"}  # engine -> INFERENCE_PRECISION_HINT
 CACHE_FOLDERS = {"f32": "fp32", "bf16": "bf16"}
-SHAPE_CACHE = 100  # primitives OpenVINO keeps, of all shapes together (BENCHMARKS.md: memory against speed)
+SHAPE_CACHE = 300  # primitives OpenVINO keeps, of all shapes together (BENCHMARKS.md: memory against speed)
 ONEDNN_SHAPE_CACHE = 10  # paddleocr's bound on the shapes oneDNN keeps kernels for
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # /proc/cpuinfo's names for the instructions bf16 needs to be fast
 
