@@ -7,6 +7,7 @@ paddleocr's ``TextSystem``. The same on every engine; only the predictor differs
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -103,14 +104,28 @@ def warm_up(config: OcrConfig, stages: tuple[str, ...]) -> None:
     engine's initialisation. Results do not change.
 
     On OpenVINO's runtime, on one small input each: the first inference of a model initialises it
-    (0.1-0.2 s), a new input shape after that costs little; 0.1 s in all, where the largest inputs
-    took 0.6 s and saved the first photo 0.1 s (BENCHMARKS.md: cold start). On Paddle Inference,
-    on the largest usual inputs (a page of ``det_limit_side_len`` squared, a full batch of very wide
-    lines): Paddle keeps the memory of every input larger than all before it, so largest first its
-    memory stops growing after start-up."""
-    for stage in stages:
-        if stage != "cls" or stages == ("cls",) or config.use_angle_cls:
-            _warm_up_stage(config, stage, largest=not config.on_openvino)
+    (0.1-0.2 s); 0.1 s in all, where the largest inputs take 0.6 s (``settle_steps`` runs those
+    later). On Paddle Inference, on the largest usual inputs (a page of ``det_limit_side_len``
+    squared, a full batch of very wide lines): Paddle keeps the memory of every input larger than all
+    before it, so largest first its memory stops growing after start-up."""
+    for stage in _used(config, stages):
+        _warm_up_stage(config, stage, largest=not config.on_openvino)
+
+
+def settle_steps(config: OcrConfig, stages: tuple[str, ...]) -> list[Callable[[], None]]:
+    """On OpenVINO's runtime, one step per stage that runs it on its largest usual input, for a server's
+    worker to take while it is idle once it is ready: the memory then grows to what later requests
+    reuse, where growing it request by request served one client 7 % slower (BENCHMARKS.md), and the
+    worker still answers its first request within a second of starting. Nothing on Paddle Inference,
+    whose ``warm_up`` did it."""
+    if not config.on_openvino:
+        return []
+    return [functools.partial(_warm_up_stage, config, stage, True) for stage in _used(config, stages)]
+
+
+def _used(config: OcrConfig, stages: tuple[str, ...]) -> list[str]:
+    """The stages a task runs: ``ocr_system`` skips the classifier without ``use_angle_cls``."""
+    return [stage for stage in stages if stage != "cls" or stages == ("cls",) or config.use_angle_cls]
 
 
 def _sample(height: int, width: int) -> np.ndarray:

@@ -157,3 +157,15 @@ def test_warm_up_on_openvino(data_dir, lines):
     pipeline.warm_up(config, ("det", "cls", "rec"))
     texts = pipeline.recognizer(config)([line.image for line in lines])
     assert [normalized(text) for text, _ in texts] == [normalized(line.texts[0]) for line in lines]
+
+
+def test_settling_grows_openvino_to_its_largest_inputs_and_changes_no_text(data_dir, pages):
+    """A server's worker runs these while idle (ocrhub.serving.worker); Paddle's warm-up did it already."""
+    config = engine_config(data_dir, "openvino", det_limit_side_len=736)
+    system = pipeline.system(config)
+    before = read(system, pages)
+    steps = pipeline.settle_steps(config, ("det", "cls", "rec"))
+    assert len(steps) == 3 and pipeline.settle_steps(engine_config(data_dir, "onednn"), ("det", "cls", "rec")) == []
+    for step in steps:
+        step()
+    assert read(system, pages) == before

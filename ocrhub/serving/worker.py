@@ -4,6 +4,10 @@ The front starts it (``multiprocessing`` spawn: a fresh interpreter, nothing of 
 with one end of a pipe and takes it a job whenever it is idle. Heavy imports happen inside ``main``,
 so the front, which imports this module to name ``main``, never loads the engine.
 
+Once ready, a worker on OpenVINO that has been idle for half a second runs its stages once on their
+largest usual inputs (``pipeline.settle_steps``), a step at a time between jobs: it is ready within
+a second of starting, and later requests reuse the memory those inputs grew.
+
 After answering a job that left it larger, the worker hands freed heap back to the system
 (``malloc_trim``) and, past ``worker_max_memory_mb``, retires: it exits with status ``RETIRED`` and
 the front starts another. Memory returns to its steady level after a burst of large images.
@@ -29,6 +33,8 @@ from ocrhub.serving.logs import REQUEST_ID, log_config
 log = logging.getLogger("ocrhub.worker")
 TAKEN = "taken"
 RETIRED = 75  # exit status of a worker over its memory limit after a job (EX_TEMPFAIL): replace, not an error
+SETTLE_AFTER_IDLE_S = 0.5  # idle this long, a worker settles its stages (pipeline.settle_steps): not before
+# the request a client sends as soon as /health says ready, nor between the requests of a busy client
 
 
 @dataclass(frozen=True)
@@ -92,13 +98,13 @@ def main(conn, settings: Settings) -> None:
         refuse_outbound_connections()
     started = time.monotonic()
     try:
-        services = _load(settings.config, settings.modules)
+        services, settle = _load(settings.config, settings.modules)
     except BaseException as err:  # SystemExit carries the one-line configuration message
         conn.send(LoadFailed(str(err) or type(err).__name__))
         return
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # paddle's import installs glog's, which aborts noisily
     conn.send(Ready(os.getpid(), time.monotonic() - started, _describe(settings.config)))
-    _serve(conn, services, settings.max_memory_mb)
+    _serve(conn, services, settings.max_memory_mb, settle)
 
 
 def _quiet_libraries() -> None:
@@ -112,17 +118,24 @@ def _describe(config: OcrConfig) -> str:
     return f"engine {config.engine}, {config.threads} thread(s), models {config.model_set} ({models})"
 
 
-def _load(config: OcrConfig, modules: tuple[str, ...]) -> dict:
+def _load(config: OcrConfig, modules: tuple[str, ...]) -> tuple[dict, list]:
+    """The services of ``modules``, and the steps to settle their stages while idle (``pipeline.settle_steps``)."""
+    from ocrhub import pipeline
     from ocrhub.errors import exit_on_config_error
     from ocrhub.service import OcrService
+    from ocrhub.tasks import TASKS
 
     with exit_on_config_error("worker"):
-        return {name: OcrService(name, config) for name in modules}
+        services = {name: OcrService(name, config) for name in modules}
+    return services, [step for name in modules for step in pipeline.settle_steps(config, TASKS[name].stages)]
 
 
-def _serve(conn, services: dict, max_memory_mb: int) -> None:
+def _serve(conn, services: dict, max_memory_mb: int, settle: list) -> None:
     memory = _Memory(max_memory_mb)
     while True:
+        if settle and not conn.poll(SETTLE_AFTER_IDLE_S):  # one step at a time: a job waits for one at most
+            settle.pop(0)()
+            continue
         try:
             job = conn.recv()
         except EOFError:  # the front is gone
