@@ -108,7 +108,7 @@ def warm_up(config: OcrConfig, stages: tuple[str, ...]) -> None:
     later). On Paddle Inference, on the largest usual inputs (a page of ``det_limit_side_len``
     squared, a full batch of very wide lines): Paddle keeps the memory of every input larger than all
     before it, so largest first its memory stops growing after start-up."""
-    for stage in _used(config, stages):
+    for stage in used_stages(config, stages):
         _warm_up_stage(config, stage, largest=not config.on_openvino)
 
 
@@ -120,12 +120,12 @@ def settle_steps(config: OcrConfig, stages: tuple[str, ...]) -> list[Callable[[]
     whose ``warm_up`` did it."""
     if not config.on_openvino:
         return []
-    return [functools.partial(_warm_up_stage, config, stage, True) for stage in _used(config, stages)]
+    return [functools.partial(_warm_up_stage, config, stage, True) for stage in used_stages(config, stages)]
 
 
-def _used(config: OcrConfig, stages: tuple[str, ...]) -> list[str]:
+def used_stages(config: OcrConfig, stages: tuple[str, ...]) -> tuple[str, ...]:
     """The stages a task runs: ``ocr_system`` skips the classifier without ``use_angle_cls``."""
-    return [stage for stage in stages if stage != "cls" or stages == ("cls",) or config.use_angle_cls]
+    return tuple(stage for stage in stages if stage != "cls" or stages == ("cls",) or config.use_angle_cls)
 
 
 def _sample(height: int, width: int) -> np.ndarray:

@@ -22,7 +22,7 @@ from ocrhub.tasks import TASKS
 def build_stages(config: OcrConfig, module: str) -> SimpleNamespace:
     """The stages ``module`` uses, shared with every other task of the process that uses them."""
     names = TASKS[module].stages
-    pipeline.preload(config, tuple(name for name in names if name != "cls" or module == "ocr_cls" or config.use_angle_cls))
+    pipeline.preload(config, pipeline.used_stages(config, names))
     return SimpleNamespace(
         system=pipeline.system(config) if module == "ocr_system" else None,
         detector=pipeline.detector(config) if "det" in names else None,

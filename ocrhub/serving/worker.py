@@ -108,8 +108,9 @@ def main(conn, settings: Settings) -> None:
 
 
 def _quiet_libraries() -> None:
-    """Paddle (on its own engines) warns at import that ccache is missing, a tool for compiling custom C++ operators that a
-    service never does; that one warning is silenced where it is raised, any other still shows."""
+    """Paddle (the onednn, plain and GPU engines) warns at import that ccache is missing, a tool for
+    compiling custom C++ operators that a service never does; that one warning is silenced where it is
+    raised, any other still shows."""
     warnings.filterwarnings("ignore", message="No ccache found", category=UserWarning, module="paddle")
 
 
@@ -134,7 +135,10 @@ def _serve(conn, services: dict, max_memory_mb: int, settle: list) -> None:
     memory = _Memory(max_memory_mb)
     while True:
         if settle and not conn.poll(SETTLE_AFTER_IDLE_S):  # one step at a time: a job waits for one at most
-            settle.pop(0)()
+            try:
+                settle.pop(0)()
+            except Exception:  # only an optimisation: the worker serves on as it is
+                log.exception("settling a stage failed")
             continue
         try:
             job = conn.recv()
