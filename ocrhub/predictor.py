@@ -21,10 +21,9 @@ Traits of OpenVINO's CPU plugin, and what is done about them:
   process that saw 100 distinct page sizes held 1.7 GB. ``CPU_RUNTIME_CACHE_CAPACITY`` bounds the
   primitives kept (``SHAPE_CACHE``: 300 holds a worker at about 0.7 GB after 100 sizes at the same
   speed; 100 held it at 0.65 GB but served the benchmark's ten images 10 % slower, BENCHMARKS.md).
-  What is left is the memory of the largest input
-  each model has seen (a 960×960 page, a batch of lines 3,000 px wide: 0.3 GB each), which no
-  setting gives back but recompiling; the server replaces a worker past ``worker_max_memory_mb``
-  (``ocrhub.serving.worker``).
+  What is left is the memory of the largest input each model has seen (a 960×960 page, a batch of
+  lines 3,000 px wide: 0.3 GB each), which no setting gives back but recompiling; the server
+  replaces a worker past ``worker_max_memory_mb`` (``ocrhub.serving.worker``).
 - Compiled models go to ``cache_dir`` (``OcrConfig.data_dir``/openvino-cache/fp32 or bf16, its
   ``CACHE_DIR``), which makes a second start's compile a load.
 - It pins its threads to the first cores the process may use: processes with one thread each all
