@@ -90,6 +90,7 @@ case "$command" in
   setup) setup ;;
   test)
     setup
+    for set in mobile v5-mobile; do "$VENV/bin/python" "$ROOT/scripts/fetch_models.py" --set "$set"; done
     install_pinned "$ROOT/requirements-dev.txt"
     ensure_cjk_font
     cd "$ROOT" && exec "$VENV/bin/python" -m pytest "$@" ;;

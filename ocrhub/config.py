@@ -8,8 +8,8 @@ deliberate differences for a CPU service: ``use_gpu`` is off, ``enable_mkldnn`` 
 A value is resolved in this order, later wins:
 
 1. the defaults below;
-2. the model set (``model_set``: ``mobile`` or ``server``, see ``ocrhub.models``), which fills in the
-   model folders that are not given explicitly;
+2. the model set (``model_set``: ``mobile``, ``v5-mobile``, ``server`` or ``v5-server``, see
+   ``ocrhub.models``), which fills in its model folders, dictionary and stage settings;
 3. ``init_args`` from a PaddleHub ``config.json`` (``hub serving start -c``) or ``hub.Module(...)``;
 4. environment variables ``OCR_<FIELD>`` in upper case, e.g. ``OCR_MODEL_SET=server``,
    ``OCR_DET_MODEL_DIR=/models/det``, ``OCR_CPU_THREADS=2``, ``OCR_ENABLE_MKLDNN=false``.
@@ -88,9 +88,19 @@ class OcrConfig:
         return self.cpu_threads or usable_cores()
 
     @property
+    def cpu_engine(self) -> str:
+        """The engine that runs on the CPU: ``enable_mkldnn=false`` keeps its old meaning for onednn, plain."""
+        return "plain" if self.engine == "onednn" and not self.enable_mkldnn else self.engine
+
+    @property
     def on_openvino(self) -> bool:
         """Whether the predictors run on OpenVINO's runtime (the openvino engines, on the CPU), else on Paddle Inference."""
         return self.engine.startswith("openvino") and not self.use_gpu
+
+    @property
+    def runtime(self) -> str:
+        """The library that runs the models: ``openvino`` or ``paddle`` (which program files it reads: ``ocrhub.models``)."""
+        return "openvino" if self.on_openvino else "paddle"
 
 
 def usable_cores(cgroup: Path = Path("/sys/fs/cgroup")) -> int:
@@ -225,12 +235,15 @@ def load_config(init_args: dict | None = None, environ=None) -> OcrConfig:
     """Defaults, then the model set, then ``init_args``, then ``OCR_*`` environment variables."""
     values = _overrides(OcrConfig, init_args or {}, os.environ if environ is None else environ)
     set_name = values.get("model_set", OcrConfig.model_set)
-    for key, value in models.model_set(set_name).items():
+    for key, value in models.model_set(set_name).config_values().items():
         values.setdefault(key, value)
     inference_dir = Path(values.get("inference_dir", OcrConfig.inference_dir)).expanduser()
     values["inference_dir"] = str(inference_dir.resolve())
     _check_choices(values)
-    return OcrConfig(**values)
+    config = OcrConfig(**values)
+    if not config.use_gpu:
+        models.check_engine(set_name, config.cpu_engine)
+    return config
 
 
 def load_server_config(environ=None) -> ServerConfig:

@@ -23,21 +23,16 @@ from ocrhub.stages.lines import image_shape
 from ocrhub.stages.rec import Recognizer
 
 
-def engine(config: OcrConfig) -> str:
-    """``enable_mkldnn=false`` keeps its old meaning for the Paddle engine: no MKLDNN."""
-    return "plain" if config.engine == "onednn" and not config.enable_mkldnn else config.engine
-
-
 def create_predictor(config: OcrConfig, stage: str) -> predictor.Predictor:
     """The predictor of ``stage`` (det, cls, rec); a model that cannot be loaded is a one-line ConfigError."""
-    models.check_model_dir(config.model_path(stage), config.model_set)
+    models.check_model_dir(config.model_path(stage), config.model_set, config.runtime)
     if stage == "rec":
         models.check_file(config.model_path("dict"), config.model_set)
     try:
         return predictor.create(
-            config.model_path(stage),
+            models.program(config.model_path(stage), config.runtime, config.model_set),
             stage,
-            engine=engine(config),
+            engine=config.cpu_engine,
             threads=config.threads,
             cache_dir=Path(config.data_dir) / "openvino-cache",
             use_gpu=config.use_gpu,

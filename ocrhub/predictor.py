@@ -54,7 +54,7 @@ log = logging.getLogger("ocrhub.predictor")
 
 
 def create(
-    model_dir: Path,
+    program: Path,
     stage: str,
     *,
     engine: str,
@@ -64,13 +64,14 @@ def create(
     gpu_mem: int = 500,
     gpu_id: int = 0,
 ) -> Predictor:
-    """The predictor of one stage (``det``, ``rec`` or ``cls``) from the params files in ``model_dir``."""
-    model = model_dir / "inference.pdmodel"
+    """The predictor of one stage (``det``, ``rec`` or ``cls``) from its ``program`` file (``inference.pdmodel``,
+    or a Paddle 3 ``inference.json`` for Paddle Inference and its OpenVINO IR ``inference.xml`` for OpenVINO,
+    ``ocrhub.models.program``), with ``inference.pdiparams`` beside it."""
     if not use_gpu and engine in OPENVINO_PRECISIONS:
-        return Predictor(_OpenVino(model, OPENVINO_PRECISIONS[engine], threads, cache_dir), stage)
+        return Predictor(_OpenVino(program, OPENVINO_PRECISIONS[engine], threads, cache_dir), stage)
     if not use_gpu and engine not in ("onednn", "plain"):
         raise ValueError(f"unknown engine {engine!r}")
-    return Predictor(_PaddleInference(model, engine, threads, use_gpu, gpu_mem, gpu_id, shrink=stage == "cls"), stage)
+    return Predictor(_PaddleInference(program, engine, threads, use_gpu, gpu_mem, gpu_id, shrink=stage == "cls"), stage)
 
 
 class Predictor:
@@ -158,7 +159,8 @@ class _PaddleInference:
                 config.enable_mkldnn()
             else:
                 config.disable_mkldnn()  # Paddle 3 turns it on unless told not to
-        config.enable_memory_optim()
+        if model.suffix == ".pdmodel":  # Paddle 3 programs (.json) have no such pass: creating the predictor fails
+            config.enable_memory_optim()
         config.disable_glog_info()
         config.delete_pass("conv_transpose_eltwiseadd_bn_fuse_pass")
         config.delete_pass("matmul_transpose_reshape_fuse_pass")

@@ -82,6 +82,12 @@ def config():
 
 
 @pytest.fixture(scope="session")
+def data_dir(tmp_path_factory):
+    """OCR_DATA_DIR of in-process predictors (OpenVINO's compiled-model cache)."""
+    return tmp_path_factory.mktemp("data")
+
+
+@pytest.fixture(scope="session")
 def hub_home(tmp_path_factory):
     """A private PaddleHub home with the four modules installed by `hub install`, as a user does."""
     home = tmp_path_factory.mktemp("hub_home")

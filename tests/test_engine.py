@@ -17,11 +17,6 @@ from ocrhub.errors import ConfigError, EngineError
 from ocrhub.stages.det import Detector, DetSettings
 
 
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("data")
-
-
 def engine_config(data_dir, engine: str, **values):
     return load_config({"engine": engine, "data_dir": str(data_dir), "cpu_threads": 1, **values}, environ={})
 
@@ -35,12 +30,12 @@ def test_engine_is_a_setting():
     with pytest.raises(ConfigError, match="engine must be one of openvino, openvino-bf16, onednn, plain"):
         load_config({"engine": "tensorrt"}, environ={})
     old_switch = load_config({"engine": "onednn", "enable_mkldnn": False}, environ={})
-    assert pipeline.engine(old_switch) == "plain"
+    assert old_switch.cpu_engine == "plain"
 
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_every_cpu_engine_sets_threads_and_precision(config, data_dir, engine):
-    made = predictor.create(config.model_path("cls"), "cls", engine=engine, threads=1, cache_dir=data_dir)
+    made = predictor.create(config.model_path("cls") / "inference.pdmodel", "cls", engine=engine, threads=1, cache_dir=data_dir)
     if engine.startswith("openvino"):
         compiled = made.runner.compiled
         assert compiled.get_property("INFERENCE_NUM_THREADS") == 1
@@ -134,7 +129,8 @@ def test_predictors_of_one_model_do_not_share_state(data_dir, pages):
 def test_a_failed_inference_raises_an_engine_error(config, data_dir):
     """An input OpenVINO cannot take is an EngineError naming the stage and shape (Paddle's engines may
     instead log and keep the previous outputs: ``check_outputs`` catches those, test_output_check)."""
-    rec = predictor.create(config.model_path("rec"), "rec", engine="openvino", threads=1, cache_dir=data_dir)
+    program = config.model_path("rec") / "inference.pdmodel"
+    rec = predictor.create(program, "rec", engine="openvino", threads=1, cache_dir=data_dir)
     rec.run(np.zeros((2, 3, 48, 320), np.float32))
     with pytest.raises(EngineError, match="the rec model"):
         rec.run(np.zeros((1, 3, 48, 4), np.float32))  # too narrow for the recognizer's pooling

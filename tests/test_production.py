@@ -228,7 +228,8 @@ def test_a_missing_model_stops_the_launcher_with_one_line(tmp_path):
     result = subprocess.run([BIN / "ocrhub-serve", "--port", "1"], env=env, capture_output=True, text=True, timeout=60, cwd="/")
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == (
-        f"ocrhub-serve: model file {tmp_path / 'no_rec' / 'inference.pdmodel'} is missing or empty; fetch it with: "
+        f"ocrhub-serve: model file {tmp_path / 'no_rec' / 'inference.pdmodel'} or {tmp_path / 'no_rec' / 'inference.xml'} "
+        "is missing or empty; fetch it with: "
         "python scripts/fetch_models.py --set mobile  (or ./start.sh, which runs it)"
     )
 
@@ -269,3 +270,17 @@ def test_a_worker_over_its_memory_limit_answers_then_is_replaced(tmp_path, lines
 
 def _ready(server) -> bool:
     return requests.get(server.url + "/health", timeout=10).json()["workers"]["ready"] == 1
+
+
+def test_the_v5_mobile_set_is_served_and_named(tmp_path, lines):
+    """OCR_MODEL_SET=v5-mobile: PP-OCRv5 on OpenVINO (its converted IR), named by /health and the worker's start line."""
+    server = Server.production(tmp_path, OCR_WORKERS="1", OCR_SOLO_WORKER="false", OCR_MODEL_SET="v5-mobile")
+    try:
+        assert requests.get(f"{server.url}/health", timeout=10).json()["model_set"] == "v5-mobile"
+        body = post(server.url, "ocr_system", json={"images": [b64(sample.image) for sample in lines]}).json()
+        assert [[line["text"] for line in result] for result in body["results"]] == [sample.texts for sample in lines]
+        started = re.search(r"worker 0 ready: pid \d+, engine (\S+), \d thread\(s\), models (.*), loaded", server.log())
+        folders = "PP-OCRv5_mobile_det, ch_ppocr_mobile_v2.0_cls_infer, PP-OCRv5_mobile_rec"
+        assert started.groups() == ("openvino", f"v5-mobile ({folders})")
+    finally:
+        server.stop()

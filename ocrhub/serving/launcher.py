@@ -46,7 +46,7 @@ def check_setup(server: ServerConfig, config: OcrConfig) -> None:
         if name not in TASKS:
             raise ConfigError(f"unknown module {name!r} in OCR_MODULES; choose from {', '.join(TASKS)}")
         for stage in TASKS[name].stages:
-            models.check_model_dir(config.model_path(stage), config.model_set)
+            models.check_model_dir(config.model_path(stage), config.model_set, config.runtime)
     if any("rec" in TASKS[name].stages for name in server.module_names):
         models.check_file(config.model_path("dict"), config.model_set)
 

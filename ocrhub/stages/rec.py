@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ocrhub.config import OcrConfig
+from ocrhub.errors import ConfigError
 from ocrhub.predictor import Predictor
 from ocrhub.stages import lines as line_input
 
@@ -30,7 +31,8 @@ def dictionary(path: Path, use_space_char: bool) -> list[str]:
 class Recognizer:
     def __init__(self, predictor: Predictor, config: OcrConfig):
         self.predictor = predictor
-        self.characters = dictionary(config.model_path("dict"), config.use_space_char)
+        self.dictionary_path = config.model_path("dict")
+        self.characters = dictionary(self.dictionary_path, config.use_space_char)
         self.shape = line_input.image_shape(config.rec_image_shape)
         self.batch_size = config.rec_batch_num
 
@@ -41,9 +43,21 @@ class Recognizer:
             widest = max([width / height, *(line_input.ratio(lines[i]) for i in batch)])
             padded_width = int(height * widest)
             inputs = np.stack([line_input.resize_normalize(lines[i], channels, height, padded_width) for i in batch])
-            for index, steps in zip(batch, self.predictor.run(inputs)[0]):
+            outputs = self.predictor.run(inputs)[0]
+            self.check_classes(outputs.shape[-1])
+            for index, steps in zip(batch, outputs):
                 results[index] = self.decode(steps)
         return results
+
+    def check_classes(self, classes: int) -> None:
+        """A dictionary of another model would decode into wrong characters, or past its end: refused
+        (at a worker's warm-up, so at start)."""
+        if classes != len(self.characters):
+            raise ConfigError(
+                f"the rec model scores {classes} classes per step, but its dictionary {self.dictionary_path} "
+                f"gives {len(self.characters)} (blank, its lines, and a space with use_space_char): "
+                f"they do not belong together (OCR_REC_CHAR_DICT_PATH, OCR_MODEL_SET)"
+            )
 
     def decode(self, steps: np.ndarray) -> tuple[str, float]:
         """Greedy CTC over one line's steps (T × characters)."""
