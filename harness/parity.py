@@ -1,9 +1,15 @@
-"""Our pipeline against paddleocr 2.10's own ``TextSystem`` on the same models and parameters.
+"""Our pipeline against paddleocr 2.10's own ``TextSystem`` on the same models and parameters, or
+against itself on another engine.
 
     from harness import parity
     differences = parity.compare(config, images)      # [] when every line and box agrees
 
     python -m harness.parity ../shared/images/*.jpg    # the same on files, with a summary
+    python -m harness.parity --set v5-mobile --engines openvino,plain ../shared/images/*
+                                                      # lines read alike by two engines
+
+paddleocr 2.10 cannot read PP-OCRv5's Paddle 3 programs; for those sets, ``--engines`` compares
+OpenVINO on the converted IR with Paddle Inference on the official files.
 
 paddleocr's classes build their own Paddle Inference predictors (oneDNN, as paddleocr does), so ours
 run on ``engine=onednn`` here: the same model outputs, then each side's pre- and post-processing.
@@ -18,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from harness.report import line_agreement
 from ocrhub import pipeline
 from ocrhub.config import OcrConfig, load_config
 
@@ -75,11 +82,32 @@ def compare(config: OcrConfig, images: dict[str, np.ndarray]) -> tuple[int, list
     return lines, found
 
 
+def engines_agree(config: OcrConfig, engines: list[str], images: dict[str, np.ndarray]) -> tuple[int, int, list[str]]:
+    """(identical lines, lines, images that differ) of our System on two engines (``line_agreement``)."""
+    first, second = (pipeline.system(dataclasses.replace(config, engine=engine)) for engine in engines)
+    texts = {name: [[text for _, text, _ in system(image)] for system in (first, second)] for name, image in images.items()}
+    identical, total, _ = line_agreement([pair[0] for pair in texts.values()], [pair[1] for pair in texts.values()])
+    return identical, total, [f"{name}: {ours} != {theirs}" for name, (ours, theirs) in texts.items() if ours != theirs]
+
+
 def main(argv: list[str]) -> int:
+    import argparse
+
     import cv2
 
-    images = {Path(path).name: cv2.imread(path) for path in argv}
-    lines, found = compare(load_config({}), images)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("images", nargs="+")
+    parser.add_argument("--set", default="mobile", help="model set (ocrhub.models)")
+    parser.add_argument("--engines", help="two engines to compare, e.g. openvino,plain (default: against paddleocr)")
+    args = parser.parse_args(argv)
+    images = {Path(path).name: cv2.imread(path) for path in args.images}
+    config = load_config({"model_set": args.set})
+    if args.engines:
+        identical, lines, found = engines_agree(config, args.engines.split(","), images)
+        print("\n".join(found))
+        print(f"{len(images)} images: {identical} of {lines} lines identical on {args.engines} ({identical / max(1, lines):.1%})")
+        return 0
+    lines, found = compare(config, images)
     print("\n".join(found))
     print(f"{len(images)} images, {lines} lines: {len(found)} differences (boxes within {BOX_PX} px, scores {SCORE})")
     return 1 if found else 0

@@ -114,7 +114,8 @@ def convert_to_openvino(folder: Path) -> None:
         paddle2onnx.export(
             str(folder / "inference.json"), str(folder / "inference.pdiparams"), str(onnx), opset_version=ONNX_OPSET
         )
-        openvino.save_model(openvino.convert_model(str(onnx)), str(folder / "inference.xml"), compress_to_fp16=False)
+        # Core.read_model, not convert_model: the model converter (openvino.tools) is trimmed from the images.
+        openvino.save_model(openvino.Core().read_model(str(onnx)), str(folder / "inference.xml"), compress_to_fp16=False)
 
 
 @contextlib.contextmanager
