@@ -3,6 +3,7 @@ changed files refused by name, the online path against a local stand-in for Padd
 
 import functools
 import http.server
+import json
 import shutil
 import subprocess
 import sys
@@ -224,3 +225,9 @@ def test_an_unreachable_source_is_one_line(tmp_path, config):
         ConfigError, match=r"cannot download http://127\.0\.0\.1:1/ch_PP-OCRv4_det_server_infer\.tar .*OCR_MODEL_MIRROR"
     ):
         fetch.fetch("server", target, mirror="http://127.0.0.1:1/", log=lambda _: None)
+
+
+def test_the_api_description_names_every_set():
+    spec = json.loads((Path(models.__file__).parent / "web" / "openapi.json").read_text())
+    schemas = [schema for schema in spec["components"]["schemas"].values() if "model_set" in schema.get("properties", {})]
+    assert schemas and all(schema["properties"]["model_set"]["enum"] == list(models.MODEL_SETS) for schema in schemas)
