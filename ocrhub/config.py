@@ -1,8 +1,11 @@
 """The one source of truth for every OCR parameter.
 
-Field names are paddleocr 2.10's own argument names and defaults are its defaults, with three
-deliberate differences for a CPU service: ``use_gpu`` is off, ``enable_mkldnn`` is on, and
-``use_angle_cls`` is on (``ocr_system`` classifies direction, as PaddleOCR's hubserving does).
+Field names are paddleocr 2.10's own argument names and defaults are its defaults, with these
+deliberate differences for a CPU service: ``use_gpu`` is off, ``enable_mkldnn`` is on,
+``use_angle_cls`` is on (``ocr_system`` classifies direction, as PaddleOCR's hubserving does), and
+``cls_mode`` (ours) is "page": an image's lines are turned upright together, by majority, where
+paddleocr turns each line by its own call ("line"), which turned upright lines of clean pages into
+junk (``ocrhub.stages.cls``; BENCHMARKS.md).
 ``cpu_threads`` 0 means "every core this process may use" (``usable_cores``: a container's CPU limit counts).
 
 A value is resolved in this order, later wins:
@@ -62,6 +65,7 @@ class OcrConfig:
     cls_image_shape: str = "3, 48, 192"
     cls_batch_num: int = 6
     cls_thresh: float = 0.9
+    cls_mode: str = "page"  # "page": an image's lines turned together by majority; "line": each alone (paddleocr)
     # Recognition (CTC).
     rec_image_shape: str = "3, 48, 320"
     rec_batch_num: int = 6
@@ -255,6 +259,8 @@ def load_server_config(environ=None) -> ServerConfig:
 def _check_choices(values: dict) -> None:
     if values.get("det_limit_type", "max") not in ("max", "min"):
         raise ConfigError(f"det_limit_type must be 'max' or 'min', got {values['det_limit_type']!r}")
+    if values.get("cls_mode", "page") not in ("page", "line"):
+        raise ConfigError(f"cls_mode must be 'page' or 'line', got {values['cls_mode']!r}")
     if values.get("log_format", "text") not in ("text", "json"):
         raise ConfigError(f"log_format must be text or json, got {values['log_format']!r}")
     if values.get("solo_worker", "auto") not in ("auto", "true", "false"):

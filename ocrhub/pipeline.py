@@ -58,7 +58,7 @@ class System:
         boxes = self.detector(image)
         lines = [crop_line(image, box) for box in boxes]
         if self.classifier is not None:
-            lines, _ = self.classifier(lines)
+            lines = self.classifier.upright(lines)
         texts = self.recognizer(lines)
         return [(box, text, score) for box, (text, score) in zip(boxes, texts) if score >= self.drop_score]
 

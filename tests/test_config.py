@@ -28,6 +28,7 @@ OURS_ONLY = {
     "data_dir",
     "max_pages",
     "engine",
+    "cls_mode",
     "det_model_dir",
     "rec_model_dir",
     "cls_model_dir",

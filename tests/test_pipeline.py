@@ -1,5 +1,7 @@
 """The stages on real models and rendered images, and equality with paddleocr's own pipeline."""
 
+import dataclasses
+
 import cv2
 import numpy as np
 
@@ -60,3 +62,16 @@ def test_system_equals_paddleocr_pipeline(config, pages):
     images = {name: sample.image for name, sample in pages.items()} | odd_images(pages)
     lines, found = parity.compare(config, images)
     assert lines >= 12 and found == []
+
+
+def test_cls_mode_page_turns_an_images_lines_together(config, lines):
+    """ "page" (the default): the majority decides for every line of an image; "line": each line alone, as paddleocr."""
+    upright = [sample.image for sample in lines]
+    upside_down = [cv2.rotate(image, cv2.ROTATE_180) for image in upright]
+    by_page, by_line = (pipeline.classifier(dataclasses.replace(config, cls_mode=mode)) for mode in ("page", "line"))
+    same = lambda got, want: all(np.array_equal(a, b) for a, b in zip(got, want, strict=True))
+    mostly_up = [*upright, upside_down[0]]  # one line the wrong way round among upright ones: left as it is
+    assert same(by_page.upright(mostly_up), mostly_up) and same(by_line.upright(mostly_up), [*upright, upright[0]])
+    mostly_down = [*upside_down, upright[0]]  # a page fed upside down: every line turned
+    assert same(by_page.upright(mostly_down), [*upright, upside_down[0]])
+    assert same(by_line.upright(mostly_down), [*upright, upright[0]])

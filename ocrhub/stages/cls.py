@@ -1,5 +1,11 @@
 """Direction classification: is each line upright (0) or upside down (180)? Lines the model is sure of
-(score over ``cls_thresh``) are turned upright, as paddleocr's ``TextClassifier`` does."""
+(score over ``cls_thresh``) are turned upright, as paddleocr's ``TextClassifier`` does; or, with
+``cls_mode`` "page", the lines of one image are turned all together or not at all, by their majority.
+
+Why "page": the mobile v2.0 classifier calls some upright lines of clean typeset pages upside down,
+sure of it (scores over 0.99), and those lines come out as junk: on rendered PDF pages, per-line turning
+cost 4-8 points of character error rate that no threshold wins back without losing upside-down pages
+(BENCHMARKS.md, "direction classification"). A page is fed one way round; its lines vote."""
 
 from __future__ import annotations
 
@@ -18,6 +24,7 @@ class Classifier:
         self.predictor = predictor
         self.shape = line_input.image_shape(config.cls_image_shape)
         self.batch_size, self.thresh = config.cls_batch_num, config.cls_thresh
+        self.by_page = config.cls_mode == "page"
 
     def __call__(self, lines: list[np.ndarray]) -> tuple[list[np.ndarray], list[tuple[str, float]]]:
         """The lines, upright where the model is sure they were not, and (angle, score) of each."""
@@ -31,3 +38,11 @@ class Classifier:
                 if LABELS[best] == "180" and row[best] > self.thresh:
                     upright[index] = cv2.rotate(upright[index], cv2.ROTATE_180)
         return upright, angles
+
+    def upright(self, lines: list[np.ndarray]) -> list[np.ndarray]:
+        """The lines of one image upright: each by its own call, or all by their majority (``cls_mode``)."""
+        turned, angles = self(lines)
+        if not self.by_page:
+            return turned
+        upside_down = sum(angle == "180" and score > self.thresh for angle, score in angles)
+        return [cv2.rotate(line, cv2.ROTATE_180) for line in lines] if 2 * upside_down > len(lines) else list(lines)
