@@ -44,5 +44,13 @@ class Classifier:
         turned, angles = self(lines)
         if not self.by_page:
             return turned
-        upside_down = sum(angle == "180" and score > self.thresh for angle, score in angles)
-        return [cv2.rotate(line, cv2.ROTATE_180) for line in lines] if 2 * upside_down > len(lines) else list(lines)
+        return [cv2.rotate(line, cv2.ROTATE_180) for line in lines] if page_upside_down(lines, angles) else list(lines)
+
+
+def page_upside_down(lines: list[np.ndarray], angles: list[tuple[str, float]]) -> bool:
+    """Whether the lines' votes say upside down: each line's probability of 180, weighted by its width
+    (a long line is more evidence than a bullet), averaged over the image. Not a count of sure calls:
+    at 300 dpi the classifier is sure of only half the lines of an upside-down page."""
+    widths = np.array([line.shape[1] for line in lines], np.float64)
+    turned = np.array([score if angle == "180" else 1.0 - score for angle, score in angles])
+    return bool(len(lines)) and float(widths @ turned) > 0.5 * float(widths.sum())
