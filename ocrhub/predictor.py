@@ -66,7 +66,7 @@ def create(
 ) -> Predictor:
     """The predictor of one stage (``det``, ``rec`` or ``cls``) from its ``program`` file (``inference.pdmodel``,
     or a Paddle 3 ``inference.json`` for Paddle Inference and its OpenVINO IR ``inference.xml`` for OpenVINO,
-    ``ocrhub.models.program``), with ``inference.pdiparams`` beside it."""
+    ``ocrhub.models.program``), with its weights beside it (``inference.pdiparams``; ``inference.bin`` for IR)."""
     if not use_gpu and engine in OPENVINO_PRECISIONS:
         return Predictor(_OpenVino(program, OPENVINO_PRECISIONS[engine], threads, cache_dir), stage)
     if not use_gpu and engine not in ("onednn", "plain"):

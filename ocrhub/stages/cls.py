@@ -1,9 +1,9 @@
 """Direction classification: is each line upright (0) or upside down (180)? Lines the model is sure of
 (score over ``cls_thresh``) are turned upright, as paddleocr's ``TextClassifier`` does; or, with
-``cls_mode`` "page", the lines of one image are turned all together or not at all, by their majority.
+``cls_mode`` "page", the lines of one image are turned all together or not at all, by their vote.
 
 Why "page": the mobile v2.0 classifier calls some upright lines of clean typeset pages upside down,
-sure of it (scores over 0.99), and those lines come out as junk: on rendered PDF pages, per-line turning
+some with scores over 0.99, and those lines come out as junk: on rendered PDF pages, per-line turning
 cost 4-8 points of character error rate that no threshold wins back without losing upside-down pages
 (BENCHMARKS.md, "direction classification"). A page is fed one way round; its lines vote."""
 
@@ -40,7 +40,7 @@ class Classifier:
         return upright, angles
 
     def upright(self, lines: list[np.ndarray]) -> list[np.ndarray]:
-        """The lines of one image upright: each by its own call, or all by their majority (``cls_mode``)."""
+        """The lines of one image upright: each by its own call, or all by their vote (``cls_mode``)."""
         turned, angles = self(lines)
         if not self.by_page:
             return turned
