@@ -2,6 +2,7 @@
 
 import io
 import time
+from xml.etree import ElementTree
 
 import cv2
 import pypdfium2 as pdfium
@@ -11,6 +12,7 @@ from PIL import Image
 from reportlab.lib.utils import ImageReader
 
 from conftest import b64, normalized
+from ocrhub import hocr
 from test_documents import SENTENCES, build, saved, text
 
 
@@ -147,3 +149,34 @@ def test_an_image_over_the_pixel_limit_is_refused_from_its_header(server):
     Image.new("1", (10000, 10000)).save(buffer, "PNG", optimize=True)
     response = requests.post(server.url + "/ocr", data=buffer.getvalue(), headers={"Content-Type": "image/png"}, timeout=30)
     assert response.status_code == 400 and "image 0: image too large: 10000×10000" in response.json()["msg"]
+
+
+def test_hocr_is_xhtml_with_the_json_answers_line_boxes(server, pages):
+    """?format=hocr: well-formed XHTML (hOCR 1.2's ocr_page, ocr_line, ocrx_word), lines and boxes as in JSON."""
+    data = build(text(*SENTENCES), page_of(pages["mixed"].image))
+    response = ocr(server, data, dpi="72", format="hocr")
+    assert response.status_code == 200 and response.headers["content-type"] == "text/html; charset=utf-8"
+    root = ElementTree.fromstring(response.content)  # XHTML is XML: a parse error fails the test
+    namespace = {"x": "http://www.w3.org/1999/xhtml"}
+    answer = ocr(server, data, dpi="72").json()["results"]
+    hocr_pages = root.findall(".//x:div[@class='ocr_page']", namespace)
+    assert [page.get("title") for page in hocr_pages] == [
+        f"bbox 0 0 {page['width']} {page['height']}; ppageno {page['page'] - 1}" for page in answer
+    ]
+    for hocr_page, page in zip(hocr_pages, answer, strict=True):
+        hocr_lines = hocr_page.findall("x:span[@class='ocr_line']", namespace)
+        assert [line.get("title").split(";")[0] for line in hocr_lines] == [
+            "bbox {} {} {} {}".format(*hocr.bbox(line)) for line in page["lines"]
+        ]
+        words = [[word.text for word in line.findall("x:span[@class='ocrx_word']", namespace)] for line in hocr_lines]
+        assert [" ".join(line) for line in words] == [" ".join(line["text"].split()) for line in page["lines"]]
+    assert "PaddleOCR" in response.text and "价格" in response.text  # UTF-8, Chinese and Latin
+    bad = ocr(server, data, format="pdf-maybe")
+    assert bad.status_code == 400 and bad.json()["msg"] == "format must be one of json, text, hocr, got 'pdf-maybe'"
+
+
+def test_hocr_word_boxes_split_the_line_by_characters():
+    line = {"text": "Total 42 EUR", "confidence": 0.9, "text_region": [[100, 10], [220, 10], [220, 30], [100, 30]]}
+    assert hocr.word_boxes(line) == [("Total", (100, 10, 150, 30)), ("42", (160, 10, 180, 30)), ("EUR", (190, 10, 220, 30))]
+    assert hocr.word_boxes({**line, "text": "价格：128元"}) == [("价格：128元", (100, 10, 220, 30))]
+    assert 'x_wconf 90">Total</span>' in hocr.as_hocr([{"page": 1, "width": 300, "height": 40, "lines": [line]}])

@@ -4,7 +4,8 @@ Routes (declared once, in ``create_app``):
 
 - ``POST /predict/<module>``: PaddleHub's protocol and envelope; only ``images`` reaches the module;
 - ``POST /ocr``: a PDF or image file (multipart field ``file``, or the raw body) → its pages' lines,
-  as JSON in the envelope or as plain text (``Accept: text/plain`` or ``?format=text``);
+  as JSON in the envelope, as plain text (``Accept: text/plain`` or ``?format=text``) or as hOCR
+  (``?format=hocr``, ``ocrhub.hocr``);
 - ``GET /health``: 200 once a worker is loaded and alive, 503 before (and if none is);
 - ``GET /metrics``: Prometheus; ``GET /``: the upload page; ``GET /openapi.json``: the API description.
 
@@ -33,7 +34,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from ocrhub import documents
+from ocrhub import documents, hocr
 from ocrhub import images as image_input
 from ocrhub.config import OcrConfig, ServerConfig
 from ocrhub.errors import (
@@ -217,6 +218,7 @@ async def _ocr(front: Front, request: Request) -> Response:
     if "ocr_system" not in front.modules:
         raise UnknownModuleError("POST /ocr needs the ocr_system module, which this server does not serve (OCR_MODULES)")
     options = documents.Options.from_query(request.query_params)  # a bad option costs no upload
+    chosen = answer_format(request)
 
     async def job_of(body: bytes) -> DocumentJob:
         data = await uploaded_file(request, body)
@@ -227,8 +229,11 @@ async def _ocr(front: Front, request: Request) -> Response:
     _, reply = await queued(front, request, "ocr", job_of)
     for page in reply.results:
         metrics.PAGES.labels(page["source"]).inc()
-    if wants_text(request):
+    metrics.DOCUMENTS.labels(chosen).inc()
+    if chosen == "text":
         return PlainTextResponse(documents.as_text(reply.results))
+    if chosen == "hocr":
+        return Response(hocr.as_hocr(reply.results), media_type="text/html; charset=utf-8")
     return envelope(reply.results)
 
 
@@ -261,15 +266,19 @@ async def _multipart_file(request: Request, body: bytes) -> bytes:
     return await upload.read()
 
 
-def wants_text(request: Request) -> bool:
-    """``?format=text``, or an ``Accept`` header that asks for plain text rather than JSON."""
+ANSWER_FORMATS = ("json", "text", "hocr")
+
+
+def answer_format(request: Request) -> str:
+    """``?format=`` json, text or hocr (``ocrhub.hocr``); without it, text where the ``Accept`` header
+    asks for plain text rather than JSON, else json."""
     chosen = request.query_params.get("format", "").lower()
     if chosen:
-        if chosen not in ("text", "json"):
-            raise InputError(f"format must be text or json, got {chosen!r}")
-        return chosen == "text"
+        if chosen not in ANSWER_FORMATS:
+            raise InputError(f"format must be one of {', '.join(ANSWER_FORMATS)}, got {chosen!r}")
+        return chosen
     accept = request.headers.get("accept", "").lower()
-    return "text/plain" in accept and "json" not in accept
+    return "text" if "text/plain" in accept and "json" not in accept else "json"
 
 
 def _closing(error: ServiceError) -> dict:

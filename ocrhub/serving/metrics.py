@@ -18,6 +18,7 @@ QUEUE_WAIT = Histogram(
 )
 IMAGES = Counter("ocr_images_total", "Images processed", ["module"])
 PAGES = Counter("ocr_pages_total", "Document pages answered, by where their text came from", ["source"])
+DOCUMENTS = Counter("ocr_documents_total", "POST /ocr answers, by format (json, text, hocr)", ["format"])
 REQUEST_BYTES = Counter("ocr_request_bytes_total", "Bytes of request bodies", ["module"])
 IN_FLIGHT = Gauge("ocr_in_flight_requests", "Requests being answered (reading, queued or running)")
 QUEUE_LENGTH = Gauge("ocr_queue_length", "Requests waiting for an idle worker")
