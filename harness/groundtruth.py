@@ -25,7 +25,6 @@ becomes "-"), since OCR reads the lines as printed. Texts are ``textmetrics.norm
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 import re
@@ -44,7 +43,9 @@ import pypdfium2.raw as pdfium_c
 from PIL import Image, ImageDraw, ImageFont
 
 from harness import testimages
-from harness.textmetrics import CJK, PDFIUM_HYPHENS, normalize, words
+from harness.textmetrics import CJK, normalize, words
+from ocrhub.documents import PDFIUM_HYPHENS
+from ocrhub.fetch import sha256
 
 Box = tuple[float, float, float, float]  # left, bottom, right, top in PDF points (origin bottom-left)
 SPACE_GAP = 0.5  # a gap between two characters wider than this many line heights is a space
@@ -155,8 +156,8 @@ def fetch_pdfs(sources: tuple[PdfSource, ...], cache: Path) -> dict[str, Path]:
     return paths
 
 
-def _verified(path: Path, sha256: str) -> bool:
-    return path.is_file() and hashlib.sha256(path.read_bytes()).hexdigest() == sha256
+def _verified(path: Path, digest: str) -> bool:
+    return path.is_file() and sha256(path) == digest
 
 
 def _extract_from_deb(package: str, version: str, members: dict[str, Path]) -> None:

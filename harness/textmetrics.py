@@ -30,7 +30,8 @@ import cv2
 import numpy as np
 from rapidfuzz.distance import Levenshtein
 
-PDFIUM_HYPHENS = ("\x02", "\ufffe")  # pdfium's marks for the hyphen ending a hyphenated line (char, text APIs)
+from ocrhub.documents import PDFIUM_HYPHENS
+
 CJK = "\u2e80-\u2fff\u3000-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef"
 _SPACE_BY_CJK = re.compile(rf"\s+(?=[{CJK}])|(?<=[{CJK}])\s+")
 MIN_COVER = 0.25  # share of an OCR box that must lie on a truth line for its text to count as that line's

@@ -54,7 +54,7 @@ _OPEN_ERRORS = {
     pdfium_c.FPDF_ERR_SECURITY: "the PDF uses an unsupported encryption scheme: send an unencrypted copy",
 }
 _UNREADABLE = "not a readable PDF (damaged or truncated): send the complete file"
-_PDFIUM_HYPHENS = ("\x02", "\ufffe")  # pdfium's marks for a hyphen ending a line (char, text APIs)
+PDFIUM_HYPHENS = ("\x02", "\ufffe")  # pdfium's marks for a hyphen ending a line (char, text APIs)
 
 Box = tuple[float, float, float, float]  # left, bottom, right, top in PDF points (origin bottom-left)
 
@@ -302,7 +302,7 @@ def _chars(textpage: pdfium.PdfTextPage) -> Iterator[tuple[str, Box | None]]:
     no box) for every space: a space's box is not ink."""
     for index in range(textpage.count_chars()):
         char = chr(pdfium_c.FPDFText_GetUnicode(textpage, index))
-        if char in _PDFIUM_HYPHENS:  # pdfium joins a line ending in a hyphen to the next: split them again
+        if char in PDFIUM_HYPHENS:  # pdfium joins a line ending in a hyphen to the next: split them again
             yield "-", textpage.get_charbox(index, loose=True)
             yield "\n", None
         elif char.isspace():

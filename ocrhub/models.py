@@ -215,12 +215,14 @@ def program(path: Path, runtime: str, set_name: str) -> Path:
     return found
 
 
-def check_model_dir(path: Path, set_name: str, runtime: str = "openvino") -> None:
-    """Raise a one-line ConfigError when a model folder lacks what ``runtime`` needs."""
-    program(path, runtime, set_name)
+def check_model_dir(path: Path, set_name: str, runtime: str = "openvino") -> Path:
+    """The program file ``runtime`` reads in a model folder (``program``), or a one-line ConfigError
+    when the folder lacks what ``runtime`` needs."""
+    found = program(path, runtime, set_name)
     params = path / PARAMS
     if not params.is_file() or params.stat().st_size == 0:
         raise ConfigError(f"model file {params} is missing or empty; fetch it with: " + FETCH_HINT.format(set=set_name))
+    return found
 
 
 def check_file(path: Path, set_name: str) -> None:

@@ -25,12 +25,12 @@ from ocrhub.stages.rec import Recognizer
 
 def create_predictor(config: OcrConfig, stage: str) -> predictor.Predictor:
     """The predictor of ``stage`` (det, cls, rec); a model that cannot be loaded is a one-line ConfigError."""
-    models.check_model_dir(config.model_path(stage), config.model_set, config.runtime)
+    program = models.check_model_dir(config.model_path(stage), config.model_set, config.runtime)
     if stage == "rec":
         models.check_file(config.model_path("dict"), config.model_set)
     try:
         return predictor.create(
-            models.program(config.model_path(stage), config.runtime, config.model_set),
+            program,
             stage,
             engine=config.cpu_engine,
             threads=config.threads,
