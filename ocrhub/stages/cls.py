@@ -28,23 +28,26 @@ class Classifier:
 
     def __call__(self, lines: list[np.ndarray]) -> tuple[list[np.ndarray], list[tuple[str, float]]]:
         """The lines, upright where the model is sure they were not, and (angle, score) of each."""
-        upright, angles = list(lines), [("", 0.0)] * len(lines)
-        for batch in line_input.batches(upright, self.batch_size):
-            inputs = np.stack([line_input.resize_normalize(upright[i], *self.shape) for i in batch])
-            probabilities = self.predictor.run(inputs)[0]
-            for index, row in zip(batch, probabilities):
+        angles = self.angles(lines)
+        sure = [angle == "180" and score > self.thresh for angle, score in angles]
+        return [cv2.rotate(line, cv2.ROTATE_180) if turn else line for line, turn in zip(lines, sure)], angles
+
+    def angles(self, lines: list[np.ndarray]) -> list[tuple[str, float]]:
+        """(angle, score) of each line: the likelier of 0 and 180, and its probability."""
+        angles = [("", 0.0)] * len(lines)
+        for batch in line_input.batches(lines, self.batch_size):
+            inputs = np.stack([line_input.resize_normalize(lines[i], *self.shape) for i in batch])
+            for index, row in zip(batch, self.predictor.run(inputs)[0]):
                 best = int(row.argmax())
                 angles[index] = (LABELS[best], float(row[best]))
-                if LABELS[best] == "180" and row[best] > self.thresh:
-                    upright[index] = cv2.rotate(upright[index], cv2.ROTATE_180)
-        return upright, angles
+        return angles
 
     def upright(self, lines: list[np.ndarray]) -> list[np.ndarray]:
         """The lines of one image upright: each by its own call, or all by their vote (``cls_mode``)."""
-        turned, angles = self(lines)
         if not self.by_page:
-            return turned
-        return [cv2.rotate(line, cv2.ROTATE_180) for line in lines] if page_upside_down(lines, angles) else list(lines)
+            return self(lines)[0]
+        turned = page_upside_down(lines, self.angles(lines))
+        return [cv2.rotate(line, cv2.ROTATE_180) for line in lines] if turned else list(lines)
 
 
 def page_upside_down(lines: list[np.ndarray], angles: list[tuple[str, float]]) -> bool:
