@@ -71,14 +71,16 @@ setup() {
   install_modules
 }
 
-ensure_cjk_font() {
-  fc-list :lang=zh 2>/dev/null | grep -q . && return
+ensure_test_tools() {
+  # A CJK font to render test pages with; poppler-utils, whose pdftotext and pdftoppm check searchable PDFs.
+  fc-list :lang=zh 2>/dev/null | grep -q . && command -v pdftotext >/dev/null && command -v pdftoppm >/dev/null && return
+  local packages=(fontconfig "$CJK_FONT_PACKAGE" poppler-utils)
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    say "installing the CJK font the tests render with ($CJK_FONT_PACKAGE)"
-    apt-get install -y -q fontconfig "$CJK_FONT_PACKAGE" >/dev/null \
-      || { apt-get update -q >/dev/null && apt-get install -y -q fontconfig "$CJK_FONT_PACKAGE" >/dev/null; }
+    say "installing what the tests render and read documents with (${packages[*]})"
+    apt-get install -y -q "${packages[@]}" >/dev/null \
+      || { apt-get update -q >/dev/null && apt-get install -y -q "${packages[@]}" >/dev/null; }
   else
-    say "the tests need a CJK font: sudo apt-get install $CJK_FONT_PACKAGE"; exit 1
+    say "the tests need: sudo apt-get install ${packages[*]}"; exit 1
   fi
 }
 
@@ -92,7 +94,7 @@ case "$command" in
     setup
     for set in mobile v5-mobile; do "$VENV/bin/python" "$ROOT/scripts/fetch_models.py" --set "$set"; done
     install_pinned "$ROOT/requirements-dev.txt"
-    ensure_cjk_font
+    ensure_test_tools
     cd "$ROOT" && exec "$VENV/bin/python" -m pytest "$@" ;;
   serve|plain)
     port="${PORT:-9000}"

@@ -1,8 +1,9 @@
 """Documents: a PDF's pages → per page lines in ``ocr_system``'s shape, from its text layer or by OCR.
 
 ``sniff`` tells a PDF from an image by its magic bytes. ``pdf_pages`` opens a PDF, checks the page
-selection against ``Limits`` before any page is read, then yields one page at a time, each read and
-released before the next, so a long PDF never sits decoded in memory::
+selection against ``Limits`` before any page is read, then yields one page at a time (``Pages``, which
+knows how many it will yield), each read and released before the next, so a long PDF never sits
+decoded in memory::
 
     {"page": 3, "source": "text-layer" | "ocr", "dpi": 200, "width": 1700, "height": 2200,
      "lines": [{"text", "confidence", "text_region"}, ...]}
@@ -125,7 +126,23 @@ def sniff(data: bytes) -> Literal["pdf", "image"] | None:
         return None
 
 
-def pdf_pages(data: bytes, options: Options, limits: Limits, ocr: Ocr, deadline: float | None = None) -> Iterator[Page]:
+class Pages(Iterator[Page]):
+    """The pages of a document, read one at a time as it is iterated; ``count`` of them in all."""
+
+    def __init__(self, count: int, pages: Iterator[Page]):
+        self.count, self._pages = count, pages
+
+    def __next__(self) -> Page:
+        return next(self._pages)
+
+    def close(self) -> None:
+        """Stop reading (and free the document) before the last page."""
+        close = getattr(self._pages, "close", None)
+        if close:
+            close()
+
+
+def pdf_pages(data: bytes, options: Options, limits: Limits, ocr: Ocr, deadline: float | None = None) -> Pages:
     """The selected pages of a PDF, one at a time. Errors in the document, its page selection or the
     limits raise ``InputError`` here, before any page is read; a damaged page raises it when reached,
     and ``TimeBudgetError`` is raised between pages once ``time.monotonic()`` passes ``deadline``."""
@@ -135,7 +152,7 @@ def pdf_pages(data: bytes, options: Options, limits: Limits, ocr: Ocr, deadline:
     except InputError:
         pdf.close()
         raise
-    return _read_pages(pdf, numbers, options, limits, ocr, deadline)
+    return Pages(len(numbers), _read_pages(pdf, numbers, options, limits, ocr, deadline))
 
 
 def as_text(pages: Iterable[Page]) -> str:

@@ -56,6 +56,12 @@ class WorkerDiedError(ServiceError):
     """The inference worker holding the request died (it is replaced)."""
 
 
+class AbandonedError(ServiceError):
+    """The client went away before its answer; its work was stopped (no one reads this answer)."""
+
+    http = 499  # nginx's "client closed request"
+
+
 class EngineError(ServiceError, RuntimeError):
     """The inference engine failed on an input and left no fresh outputs for it (ocrhub.predictor)."""
 

@@ -8,6 +8,7 @@ image at a time, so a request holds one decoded page in memory however many it c
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from types import SimpleNamespace
 
 import numpy as np
@@ -78,8 +79,9 @@ class OcrService:
                     f"than {limit:g}× its height (OCR_MAX_LINE_RATIO); send pages to ocr_system"
                 )
 
-    def read_document(self, data: bytes, options: documents.Options) -> list[documents.Page]:
-        """A PDF or an image file (``ocr_system`` only): its pages with their lines, in order.
+    def read_document(self, data: bytes, options: documents.Options) -> documents.Pages:
+        """A PDF or an image file (``ocr_system`` only): its pages with their lines, in order, read one at
+        a time as they are iterated. The document's errors, its page selection and limits raise here.
 
         Pages rendered for OCR count against ``max_request_pixels`` as images do; text-layer pages cost
         no pixels. One page is held decoded at a time."""
@@ -87,13 +89,17 @@ class OcrService:
         deadline = time.monotonic() + budget if budget else None
         kind = documents.sniff(data)
         if kind == "image":
-            image = image_input.read_file(data, 0, self.config.max_image_pixels)
-            lines = self.task.run(self._stages, image_input.to_bgr(image))
-            return [{"page": 1, "source": "ocr", "dpi": None, "width": image.width, "height": image.height, "lines": lines}]
+            return documents.Pages(1, self._image_page(image_input.read_file(data, 0, self.config.max_image_pixels)))
         if kind != "pdf":
             raise InputError("not a PDF nor an image file: send a PDF, PNG, JPEG, TIFF, BMP or WebP")
         limits = documents.Limits(self.config.max_pages, self.config.max_image_pixels)
-        return list(documents.pdf_pages(data, options, limits, self._page_ocr(), deadline))
+        return documents.pdf_pages(data, options, limits, self._page_ocr(), deadline)
+
+    def _image_page(self, image: image_input.EncodedImage) -> Iterator[documents.Page]:
+        pixels = image_input.to_bgr(image)  # its EXIF orientation applied: the size is the decoded one
+        height, width = pixels.shape[:2]
+        lines = self.task.run(self._stages, pixels)
+        yield {"page": 1, "source": "ocr", "dpi": None, "width": width, "height": height, "lines": lines}
 
     def _page_ocr(self):
         """ocr_system on rendered pages, within the request's pixel budget."""

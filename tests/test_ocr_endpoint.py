@@ -171,8 +171,8 @@ def test_hocr_is_xhtml_with_the_json_answers_line_boxes(server, pages):
         words = [[word.text for word in line.findall("x:span[@class='ocrx_word']", namespace)] for line in hocr_lines]
         assert [" ".join(line) for line in words] == [" ".join(line["text"].split()) for line in page["lines"]]
     assert "PaddleOCR" in response.text and "价格" in response.text  # UTF-8, Chinese and Latin
-    bad = ocr(server, data, format="pdf-maybe")
-    assert bad.status_code == 400 and bad.json()["msg"] == "format must be one of json, text, hocr, got 'pdf-maybe'"
+    bad = ocr(server, data, format="xml")
+    assert bad.status_code == 400 and bad.json()["msg"] == "format must be one of json, text, hocr, pdf, got 'xml'"
 
 
 def test_hocr_word_boxes_split_the_line_by_characters():

@@ -1,18 +1,16 @@
-"""The HTTP front: a small Starlette app that reads whole requests, checks them and queues their work.
-
-Routes (declared once, in ``create_app``):
+"""The HTTP front: reads whole requests, checks them and queues their work; the routes but ``/ocr``'s
+(``ocrhub.serving.ocr``), all declared in ``ocrhub.serving.app``:
 
 - ``POST /predict/<module>``: PaddleHub's protocol and envelope; only ``images`` reaches the module;
-- ``POST /ocr``: a PDF or image file (multipart field ``file``, or the raw body) → its pages' lines,
-  as JSON in the envelope, as plain text (``Accept: text/plain`` or ``?format=text``) or as hOCR
-  (``?format=hocr``, ``ocrhub.hocr``);
 - ``GET /health``: 200 once a worker is loaded and alive, 503 before (and if none is);
 - ``GET /metrics``: Prometheus; ``GET /``: the upload page; ``GET /openapi.json``: the API description.
 
 A request is read in full here, within ``body_timeout`` and ``max_body_bytes``, and its images are
 checked from their headers (``ocrhub.images``) before it waits for a worker, so a slow or broken
-client never holds an inference worker and a refused request costs no inference. Every failure is a
-``ServiceError`` that carries its envelope status and HTTP code; one handler answers them all.
+client never holds an inference worker and a refused request costs no inference. While its job waits
+or runs, a request watches its connection: a client that goes away takes its job off the queue, or has
+its worker stop between a document's pages. Every failure is a ``ServiceError`` that carries its
+envelope status and HTTP code; one handler answers them all.
 """
 
 from __future__ import annotations
@@ -25,16 +23,10 @@ import time
 from pathlib import Path
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from starlette.applications import Starlette
-from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
-from starlette.middleware import Middleware
-from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.responses import FileResponse, JSONResponse, Response
 
-from ocrhub import documents, hocr
 from ocrhub import images as image_input
 from ocrhub.config import OcrConfig, ServerConfig
 from ocrhub.errors import (
@@ -46,18 +38,14 @@ from ocrhub.errors import (
     UnavailableError,
     UnknownModuleError,
 )
-from ocrhub.serving import metrics, security
+from ocrhub.serving import metrics
 from ocrhub.serving.http import Connections
 from ocrhub.serving.logs import REQUEST_ID
-from ocrhub.serving.worker import DocumentJob, Job
+from ocrhub.serving.worker import Job
 from ocrhub.serving.workers import WorkerPool
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 DRAIN_FACTOR = 4  # a body over the limit is read and dropped up to this many times the limit
-UPLOAD_USAGE = (
-    "send one file as multipart/form-data in the field 'file' (curl -F file=@scan.pdf), or as the "
-    "body with Content-Type application/pdf or image/..."
-)
 log = logging.getLogger("ocrhub.front")
 
 
@@ -162,18 +150,27 @@ def parse_images(body: bytes, content_type: str, limits: image_input.Limits) -> 
 
 
 async def answered(label: str, work) -> Response:
-    """Await ``work`` (a route's coroutine), turning errors into envelopes and counting the answer."""
+    """Await ``work`` (a route's coroutine), turning errors into envelopes and counting the answer (a
+    streamed answer counts itself when it ends)."""
     started = time.monotonic()
     metrics.IN_FLIGHT.inc()
     try:
         answer, status = await work, "000"
     except ServiceError as err:
         answer, status = envelope(error=err, headers=_closing(err)), err.status
+    except ClientDisconnect:
+        metrics.ABANDONED.labels(label).inc()
+        raise
     finally:
         metrics.IN_FLIGHT.dec()
+    if not getattr(answer, "counts_itself", False):
+        count(label, status, started)
+    return answer
+
+
+def count(label: str, status: str, started: float) -> None:
     metrics.REQUESTS.labels(label, status).inc()
     metrics.LATENCY.labels(label).observe(time.monotonic() - started)
-    return answer
 
 
 async def predict(request: Request) -> Response:
@@ -182,19 +179,39 @@ async def predict(request: Request) -> Response:
     return await answered(module if module in front.modules else "unknown", _predict(front, request, module))
 
 
-async def queued(front: Front, request: Request, label: str, job_of):
+async def queued(front: Front, request: Request, label: str, job_of, progress=None):
     """Admit the request, read its body within its bounds and the byte budget, make its job
-    (``await job_of(body)``, which checks it) and wait for a worker's reply: (job, reply)."""
+    (``await job_of(body)``, which checks it) and wait for a worker's reply, passing its progress to
+    ``progress``: (job, reply). ``ClientDisconnect`` if the client goes away first."""
     front.admit()
     with front.budget.reserve(front.declared_size(request)):
         body = await front.read_body(request)
         metrics.REQUEST_BYTES.labels(label).inc(len(body))
         job = await job_of(body)
         del body  # only the job's checked contents wait in the queue
-        reply = await front.pool.run(job)
+        reply = await unless_gone(request, front.pool.run(job, progress))
     if reply.error is not None:
         raise reply.error
     return job, reply
+
+
+async def unless_gone(request: Request, work):
+    """``await work``, or cancel it and raise ``ClientDisconnect`` if the client disconnects first.
+    Only once the body has been read: then the server's next message can only be the disconnect."""
+    working, gone = asyncio.ensure_future(work), asyncio.ensure_future(_disconnect(request))
+    try:
+        await asyncio.wait({working, gone}, return_when=asyncio.FIRST_COMPLETED)
+        if not working.done():
+            raise ClientDisconnect()
+        return working.result()
+    finally:
+        working.cancel()
+        gone.cancel()
+
+
+async def _disconnect(request: Request) -> None:
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 async def _predict(front: Front, request: Request, module: str) -> Response:
@@ -208,77 +225,6 @@ async def _predict(front: Front, request: Request, module: str) -> Response:
     job, reply = await queued(front, request, module, job_of)
     metrics.IMAGES.labels(module).inc(len(job.images))
     return envelope(reply.results)
-
-
-async def ocr(request: Request) -> Response:
-    return await answered("ocr", _ocr(request.app.state.front, request))
-
-
-async def _ocr(front: Front, request: Request) -> Response:
-    if "ocr_system" not in front.modules:
-        raise UnknownModuleError("POST /ocr needs the ocr_system module, which this server does not serve (OCR_MODULES)")
-    options = documents.Options.from_query(request.query_params)  # a bad option costs no upload
-    chosen = answer_format(request)
-
-    async def job_of(body: bytes) -> DocumentJob:
-        data = await uploaded_file(request, body)
-        if documents.sniff(data) == "image":  # refused from its header, before it waits for a worker
-            image_input.read_file(data, 0, front.config.max_image_pixels)
-        return DocumentJob(data, options, REQUEST_ID.get())
-
-    _, reply = await queued(front, request, "ocr", job_of)
-    for page in reply.results:
-        metrics.PAGES.labels(page["source"]).inc()
-    metrics.DOCUMENTS.labels(chosen).inc()
-    if chosen == "text":
-        return PlainTextResponse(documents.as_text(reply.results))
-    if chosen == "hocr":
-        return Response(hocr.as_hocr(reply.results), media_type="text/html; charset=utf-8")
-    return envelope(reply.results)
-
-
-async def uploaded_file(request: Request, body: bytes) -> bytes:
-    """The document of a ``POST /ocr``: the multipart field ``file``, or the body itself."""
-    mimetype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if mimetype == "multipart/form-data":
-        data = await _multipart_file(request, body)
-    elif mimetype in ("application/pdf", "application/octet-stream") or mimetype.startswith("image/"):
-        data = body
-    else:
-        raise InputError(f"{UPLOAD_USAGE}; got Content-Type {mimetype or 'none'!r}")
-    if not data:
-        raise InputError(f"the file is empty: {UPLOAD_USAGE}")
-    return data
-
-
-async def _multipart_file(request: Request, body: bytes) -> bytes:
-    async def replay():  # the body was already read, within its limits: parse it from memory
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    try:
-        form = await Request(request.scope, replay).form(max_files=1, max_fields=20)
-    except HTTPException as err:
-        raise InputError(f"unreadable multipart upload: {err.detail}") from None
-    upload = form.get("file")
-    if not isinstance(upload, UploadFile):
-        fields = ", ".join(sorted(form.keys())) or "none"
-        raise InputError(f"no file in the multipart field 'file' (fields sent: {fields}); {UPLOAD_USAGE}")
-    return await upload.read()
-
-
-ANSWER_FORMATS = ("json", "text", "hocr")
-
-
-def answer_format(request: Request) -> str:
-    """``?format=`` json, text or hocr (``ocrhub.hocr``); without it, text where the ``Accept`` header
-    asks for plain text rather than JSON, else json."""
-    chosen = request.query_params.get("format", "").lower()
-    if chosen:
-        if chosen not in ANSWER_FORMATS:
-            raise InputError(f"format must be one of {', '.join(ANSWER_FORMATS)}, got {chosen!r}")
-        return chosen
-    accept = request.headers.get("accept", "").lower()
-    return "text" if "text/plain" in accept and "json" not in accept else "json"
 
 
 def _closing(error: ServiceError) -> dict:
@@ -329,47 +275,3 @@ async def internal_error(request: Request, err: Exception) -> Response:
 
 async def client_gone(request: Request, err: ClientDisconnect) -> Response:
     return Response(status_code=499)  # nobody reads it; keeps the disconnect out of the error log
-
-
-def middleware(server: ServerConfig) -> list[Middleware]:
-    """Outermost first: request IDs and access log, security headers, CORS, then API keys — so a
-    refused key still gets an ID, the headers and the CORS answer a browser needs to read it."""
-    open_paths = (
-        "/health",
-        *(("/metrics",) if server.open_metrics else ()),
-        *(("/", "/openapi.json") if server.open_page else ()),
-    )
-    origins = [origin.strip() for origin in server.cors_origins.split(",") if origin.strip()]
-    return [
-        Middleware(security.RequestContext),
-        Middleware(security.SecurityHeaders, page=WEB_DIR / "index.html"),
-        Middleware(
-            CORSMiddleware,
-            allow_origins=origins,
-            allow_methods=["GET", "POST"],
-            allow_headers=["Authorization", "X-API-Key", "Content-Type", "X-Request-ID"],
-            expose_headers=["X-Request-ID", "Retry-After"],
-            max_age=600,
-        ),
-        Middleware(security.ApiKeys, keys=security.KeyStore(server.api_keys, server.api_keys_file), open_paths=open_paths),
-    ]
-
-
-def create_app(front: Front, lifespan=None) -> Starlette:
-    routes = [
-        Route("/predict/{module}", predict, methods=["POST"]),
-        Route("/ocr", ocr, methods=["POST"]),
-        Route("/health", health),
-        Route("/metrics", prometheus),
-        Route("/", index),
-        Route("/openapi.json", openapi),
-    ]
-    app = Starlette(
-        routes=routes,
-        lifespan=lifespan,
-        middleware=middleware(front.server),
-        exception_handlers={HTTPException: http_error, ClientDisconnect: client_gone, Exception: internal_error},
-    )
-    app.router.redirect_slashes = False  # "/predict/ocr_det/" is a 404 envelope, not a bodiless 307
-    app.state.front = front
-    return app

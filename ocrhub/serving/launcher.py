@@ -24,7 +24,8 @@ import uvicorn
 from ocrhub import models
 from ocrhub.config import OcrConfig, ServerConfig, load_config, load_server_config, usable_cores
 from ocrhub.errors import ConfigError, exit_on_config_error
-from ocrhub.serving.front import Front, create_app
+from ocrhub.serving.app import create_app
+from ocrhub.serving.front import Front
 from ocrhub.serving.http import Connections, guarded_protocol
 from ocrhub.serving.layout import default_layout, warn_if_memory_short
 from ocrhub.serving.logs import log_config

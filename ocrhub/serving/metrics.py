@@ -17,8 +17,15 @@ QUEUE_WAIT = Histogram(
     buckets=(0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32),
 )
 IMAGES = Counter("ocr_images_total", "Images processed", ["module"])
-PAGES = Counter("ocr_pages_total", "Document pages answered, by where their text came from", ["source"])
-DOCUMENTS = Counter("ocr_documents_total", "POST /ocr answers, by format (json, text, hocr)", ["format"])
+PAGES = Counter("ocr_pages_total", "Document pages read by the workers, by where their text came from", ["source"])
+DOCUMENTS = Counter(
+    "ocr_documents_total",
+    "POST /ocr answers, by format (json, text, hocr, pdf) and delivery (whole, stream)",
+    ["format", "delivery"],
+)
+ABANDONED = Counter(
+    "ocr_abandoned_requests_total", "Requests whose client went away before the answer; their work stopped", ["module"]
+)
 REQUEST_BYTES = Counter("ocr_request_bytes_total", "Bytes of request bodies", ["module"])
 IN_FLIGHT = Gauge("ocr_in_flight_requests", "Requests being answered (reading, queued or running)")
 QUEUE_LENGTH = Gauge("ocr_queue_length", "Requests waiting for an idle worker")

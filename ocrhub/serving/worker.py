@@ -8,6 +8,11 @@ Once ready, a worker on OpenVINO that has been idle for half a second runs its s
 largest usual inputs (``pipeline.settle_steps``), a step at a time between jobs: it is ready within
 a second of starting, and later requests reuse the memory those inputs grew.
 
+A document job (``POST /ocr``) sends its news as it goes, before its reply: ``Progress`` "start" with
+the number of pages, then each "page" as soon as it is read. Between pages the worker looks at the
+ticket the front cancels (a shared integer, ``Slot.cancel``): once it is the job's own, because its
+client went away, the worker stops reading and answers ``AbandonedError``.
+
 After answering a job that left it larger, the worker hands freed heap back to the system
 (``malloc_trim``) and, past ``worker_max_memory_mb``, retires: it exits with status ``RETIRED`` and
 the front starts another. Memory returns to its steady level after a burst of large images.
@@ -16,6 +21,7 @@ the front starts another. Memory returns to its steady level after a burst of la
 from __future__ import annotations
 
 import ctypes
+import itertools
 import logging
 import logging.config
 import os
@@ -27,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ocrhub.config import OcrConfig
-from ocrhub.errors import ServiceError
+from ocrhub.errors import AbandonedError, ServiceError
 from ocrhub.serving.logs import REQUEST_ID, log_config
 
 log = logging.getLogger("ocrhub.worker")
@@ -46,6 +52,9 @@ class Job:
     request_id: str = "-"
 
 
+_tickets = itertools.count(1)
+
+
 @dataclass(frozen=True)
 class DocumentJob:
     """A PDF or image file for ``POST /ocr``, read by ``ocr_system``."""
@@ -53,8 +62,18 @@ class DocumentJob:
     data: bytes
     options: object  # ocrhub.documents.Options
     request_id: str = "-"
+    searchable: bool = False  # also write the searchable PDF (ocrhub.textlayer) as the reply's results
+    ticket: int = field(default_factory=lambda: next(_tickets))  # names the job to cancel (Slot.cancel)
 
     module = "ocr_system"
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A document job's news before its reply: "start" ``{"pages": n}``, then each "page" as read."""
+
+    event: str
+    data: dict
 
 
 @dataclass(frozen=True)
@@ -85,7 +104,8 @@ class Settings:
     cpus: tuple[int, ...] = ()  # the cores this worker keeps to (empty: any)
 
 
-def main(conn, settings: Settings) -> None:
+def main(conn, settings: Settings, cancelled) -> None:
+    """``cancelled``: a shared integer (``multiprocessing.RawValue``), the ticket of a job to stop."""
     # Ctrl+C reaches the whole process group: the front decides when a worker stops (after its job).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if settings.cpus:  # before the engine starts its threads, which size their pool from this set
@@ -104,7 +124,7 @@ def main(conn, settings: Settings) -> None:
         return
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # paddle's import installs glog's, which aborts noisily
     conn.send(Ready(os.getpid(), time.monotonic() - started, _describe(settings.config)))
-    _serve(conn, services, settings.max_memory_mb, settle)
+    _serve(conn, services, settings.max_memory_mb, settle, cancelled)
 
 
 def _quiet_libraries() -> None:
@@ -131,7 +151,7 @@ def _load(config: OcrConfig, modules: tuple[str, ...]) -> tuple[dict, list]:
     return services, [step for name in modules for step in pipeline.settle_steps(config, TASKS[name].stages)]
 
 
-def _serve(conn, services: dict, max_memory_mb: int, settle: list) -> None:
+def _serve(conn, services: dict, max_memory_mb: int, settle: list, cancelled) -> None:
     memory = _Memory(max_memory_mb)
     while True:
         if settle and not conn.poll(SETTLE_AFTER_IDLE_S):  # one step at a time: a job waits for one at most
@@ -148,22 +168,43 @@ def _serve(conn, services: dict, max_memory_mb: int, settle: list) -> None:
             return
         conn.send(TAKEN)  # from here on, the job is this worker's: if it dies, the job failed
         REQUEST_ID.set(job.request_id)
-        conn.send(_answer(services, job))
+        conn.send(_answer(services, job, conn, cancelled))
         if memory.over_limit_after_job():
             sys.exit(RETIRED)  # a job sent meanwhile is never taken: the front gives it to another worker
 
 
-def _answer(services: dict, job: Job) -> Reply:
+def _answer(services: dict, job: Job | DocumentJob, conn, cancelled) -> Reply:
     try:
         service = services[job.module]
         if isinstance(job, DocumentJob):
-            return Reply(service.read_document(job.data, job.options))
+            return Reply(_read_document(service, job, conn, cancelled))
         return Reply(service.run(job.images))
     except ServiceError as err:
         return Reply(error=err)
     except Exception as err:
         log.exception("%s failed", job.module)
         return Reply(error=ServiceError(f"internal error in {job.module}: {type(err).__name__}: {err}"))
+
+
+def _read_document(service, job: DocumentJob, conn, cancelled) -> bytes | None:
+    """Read the job's document, sending its progress; the searchable PDF if the job asks for one."""
+    if job.searchable:
+        from ocrhub import textlayer  # pikepdf: only in a worker, once a document asks for a PDF
+
+        textlayer.check_rewritable(job.data)  # refused before any page is read
+    pages = service.read_document(job.data, job.options)
+    read = []
+    try:
+        conn.send(Progress("start", {"pages": pages.count}))
+        while cancelled.value != job.ticket:
+            page = next(pages, None)
+            if page is None:
+                return textlayer.searchable_pdf(job.data, read) if job.searchable else None
+            conn.send(Progress("page", page))
+            read.append(page)
+        raise AbandonedError(f"stopped after {len(read)} of {pages.count} pages: the client went away")
+    finally:
+        pages.close()
 
 
 class _Memory:

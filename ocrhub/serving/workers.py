@@ -21,6 +21,10 @@ at the speed of all cores and many at the speed of one process per core, the two
 for that load with this engine (BENCHMARKS.md), at the memory of one more worker. The solo worker
 never takes from the shared queue: with the shared workers busy, its threads would only slow theirs.
 
+A document job's progress (``worker.Progress``) reaches the ``progress`` callback its request gave
+``WorkerPool.run``, in order and before the reply. A request that stops waiting (its client went
+away) takes its job off the queue, or has the worker stop it between pages (``Slot.cancel``).
+
 A worker that dies is replaced and counted; the job it held is answered with an error, never lost or
 run twice. A worker stuck past its job's time budget is killed and replaced the same way. One
 thread per slot waits on the pipe, so the event loop never blocks on a worker.
@@ -41,7 +45,7 @@ from multiprocessing.connection import wait
 from ocrhub.config import OcrConfig, ServerConfig, usable_cores
 from ocrhub.errors import UnavailableError, WorkerDiedError
 from ocrhub.serving import metrics, worker
-from ocrhub.serving.worker import DocumentJob, Job, LoadFailed, Ready, Reply
+from ocrhub.serving.worker import DocumentJob, Job, LoadFailed, Progress, Ready, Reply
 
 log = logging.getLogger("ocrhub.workers")
 SPAWN = multiprocessing.get_context("spawn")  # a fresh interpreter: never fork a running event loop
@@ -106,10 +110,18 @@ def refusal(wait: float, waiting: int, server: ServerConfig) -> UnavailableError
 
 
 class _Pending:
-    def __init__(self, job: Job, queue: asyncio.Queue):
-        self.job, self.queue, self.queued_at = job, queue, time.monotonic()
+    def __init__(self, job: Job, queue: asyncio.Queue, progress=None):
+        self.job, self.queue, self.queued_at, self.progress = job, queue, time.monotonic(), progress
         self.started: float | None = None  # when a worker began it
+        self.slot: Slot | None = None  # the slot whose worker runs it
         self.future = asyncio.get_running_loop().create_future()
+
+    def tell(self, progress: Progress) -> None:
+        """Count a page the worker read, and pass the news on to the request (if it still listens)."""
+        if progress.event == "page":
+            metrics.PAGES.labels(progress.data["source"]).inc()
+        if self.progress is not None and not self.future.done():
+            self.progress(progress)
 
     def left_of(self, cost: float) -> float:
         """Seconds of its estimated ``cost`` still to run: all of it while it waits, the rest once begun."""
@@ -208,17 +220,20 @@ class WorkerPool:
             after = None if slot is slots[0] else slots[0]
             slot.task = asyncio.create_task(slot.run(after), name=f"worker-slot-{slot.index}")
 
-    async def run(self, job: Job) -> Reply:
-        """Queue ``job`` and wait for its reply; refused at once when the queue is full (``admit``)."""
+    async def run(self, job: Job, progress=None) -> Reply:
+        """Queue ``job`` and wait for its reply, passing its ``Progress`` to ``progress``; refused at once
+        when the queue is full (``admit``). Cancelled, it leaves the queue or has its worker stop it."""
         self.admit()
         queue = self._queue_for_next()
-        pending = _Pending(job, queue)
+        pending = _Pending(job, queue, progress)
         queue.put_nowait(pending)
         self.jobs.add(pending)
         try:
             return await pending.future
         finally:
             self.jobs.discard(pending)
+            if pending.slot is not None and (pending.future.cancelled() or not pending.future.done()):
+                pending.slot.cancel(job)  # running, and its request no longer waits (cancelling us cancelled it)
             pending.future.cancel()  # the client is gone or the answer is in: a slot skips it
 
     async def stop(self, timeout: float) -> None:
@@ -237,6 +252,7 @@ class Slot:
         self.task: asyncio.Task | None = None
         self.tried = asyncio.Event()  # its first load is over, loaded or not
         self.thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=f"worker-{index}")
+        self.cancelled = SPAWN.RawValue("q", 0)  # the ticket of a document job its worker should stop
 
     @property
     def kind(self) -> str:
@@ -275,7 +291,7 @@ class Slot:
             target=worker.main,
             name=f"ocr-worker-{self.index}",
             daemon=True,
-            args=(child, self.pool.settings(self)),
+            args=(child, self.pool.settings(self), self.cancelled),
         )
         self.process.start()
         child.close()
@@ -299,8 +315,8 @@ class Slot:
                 pending = await self._next(exited)
                 if pending is None:
                     return await self._exit_reason()
-                pending.started = time.monotonic()
-                reply = await self._call(pending.job, timeout=self.pool.stuck_after)
+                pending.started, pending.slot = time.monotonic(), self
+                reply = await self._call(pending.job, timeout=self.pool.stuck_after, progress=pending.tell)
                 if reply is NOT_DELIVERED:
                     self.pool.requeue(pending)
                     return await self._exit_reason()
@@ -348,12 +364,21 @@ class Slot:
                 )
             )
 
-    async def _call(self, job: Job | None, timeout: float | None):
-        """Send ``job`` (None: only wait for the load message) and wait for the worker's answer."""
-        return await asyncio.get_running_loop().run_in_executor(self.thread, self._exchange, job, timeout)
+    def cancel(self, job) -> None:
+        """Have the worker stop ``job`` between pages, if it is a document job it is still running."""
+        if isinstance(job, DocumentJob):
+            self.cancelled.value = job.ticket
 
-    def _exchange(self, job, timeout):
-        """In the slot's thread: the worker's next message (its reply), or why there is none."""
+    async def _call(self, job: Job | None, timeout: float | None, progress=None):
+        """Send ``job`` (None: only wait for the load message) and wait for the worker's answer, passing
+        its ``Progress`` to ``progress`` on the event loop."""
+        loop = asyncio.get_running_loop()
+        forward = (lambda message: loop.call_soon_threadsafe(progress, message)) if progress else None
+        return await loop.run_in_executor(self.thread, self._exchange, job, timeout, forward)
+
+    def _exchange(self, job, timeout, forward=None):
+        """In the slot's thread: the worker's reply (its progress passed to ``forward``, within one
+        ``timeout`` for the whole job), or why there is none."""
         if job is not None:
             try:
                 self.conn.send(job)
@@ -363,8 +388,12 @@ class Slot:
             if not taken:  # died before it took the job
                 self.process.join()
                 return NOT_DELIVERED
+        deadline = None if timeout is None else time.monotonic() + timeout
         try:
-            return self._receive(timeout)
+            while isinstance(message := self._receive(_left(deadline)), Progress):
+                if forward:
+                    forward(message)
+            return message
         except (EOFError, OSError, TimeoutError) as err:
             if isinstance(err, TimeoutError):  # stuck far past the job's time budget
                 self.process.kill()
@@ -375,6 +404,7 @@ class Slot:
             )
 
     def _receive(self, timeout: float | None):
+        """The worker's next message; EOFError once it has exited, TimeoutError after ``timeout`` s."""
         ready = wait([self.conn, self.process.sentinel], timeout)
         if self.conn in ready:
             return self.conn.recv()
@@ -395,3 +425,7 @@ class Slot:
             if self.process.is_alive():
                 self.process.kill()
         self.thread.shutdown(wait=False, cancel_futures=True)
+
+
+def _left(deadline: float | None) -> float | None:
+    return None if deadline is None else max(0.0, deadline - time.monotonic())

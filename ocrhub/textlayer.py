@@ -1,0 +1,388 @@
+"""Searchable PDFs: an invisible text layer over the OCR'd pages, so that viewers find, select and copy their text.
+
+``searchable_pdf`` takes the uploaded file and its pages as ``ocrhub.documents`` (or, for an image, the
+service) read them. An image file becomes a one-page PDF first (img2pdf: JPEG, PNG and Group 4 TIFF data
+embedded as they are, other formats losslessly), turned and mirrored as its EXIF orientation says
+wherever OpenCV's IMREAD_COLOR applies it, so that the page shows the very pixels that were OCR'd.
+
+A pixel (x, y) of a page read at ``width``×``height`` maps linearly onto the page as pdfium renders it:
+the CropBox intersected with the MediaBox, turned clockwise by /Rotate, each inherited from the page
+tree or not (/Rotate in whole quarter turns, negative or over 360 alike). /UserUnit is ignored, as
+pdfium, which rendered the pages for OCR, ignores it. Each line is one invisible text object (render
+mode 3) at font size 1 whose text matrix lays the line's characters (spaces too, each one advance wide)
+along the box's top edge, in its direction and over exactly its length, and the font's em box (descent
+to ascent) over the box's height: rotated and skewed boxes work, and a selection covers the line's ink.
+
+The font, built here, is a TrueType font whose glyphs draw nothing, each one advance wide, under a Type0
+font (Identity-H, CIDToGIDMap Identity). Its glyphs have no outline, only two points at corners of the
+em box: pdfium drops text whose glyph boxes have no width (a line that runs up a page turned a quarter,
+a line of one character) and gives characters of empty glyphs boxes of no height. Characters get 2-byte
+codes 1, 2, ... in order of first use in the document, and one ToUnicode CMap maps each code to its
+character, so that any code point (Chinese, or beyond U+FFFF as a surrogate pair) is found and copied
+right with no font covering it. One font object serves every page.
+
+Pages left as they are, byte for byte: those not OCR'd, not read, or with no text. An OCR'd page keeps
+its content streams, wrapped in q … Q (so that a graphics state they leave behind, or their stray Q,
+do not move the text), followed by a Flate-compressed text stream; it gets its own copy of its
+/Resources, with the font under a name it does not use. No stream is decoded or re-encoded, object
+streams stay as they were. ``check_rewritable`` refuses what a rewrite would harm: encrypted PDFs,
+damaged ones (qpdf had to repair them) and signed ones. pikepdf's XMP API is not used: the lean image
+has no lxml.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import struct
+import zlib
+from collections.abc import Callable, Iterable
+
+import img2pdf
+import pikepdf
+from pikepdf import Array, Dictionary, Name
+from PIL import Image
+
+from ocrhub.documents import Page, sniff
+from ocrhub.errors import InputError
+
+UNITS, ADVANCE, ASCENT, DESCENT = 1000, 500, 800, -200  # the font's em, glyph advance and em box
+FONT_NAME = "GlyphLessFont"
+_LETTER = (0.0, 0.0, 612.0, 792.0)  # pdfium's MediaBox for a page without one
+_EXIF_FORMATS = ("JPEG", "MPO", "PNG", "TIFF")  # whose EXIF orientation cv2.IMREAD_COLOR applies
+_ENCRYPTED = "the PDF is encrypted: adding a text layer would remove or need its owner password; send an unencrypted copy"
+_SIGNED = "the PDF is digitally signed: adding a text layer would invalidate the signature; send an unsigned copy"
+Point = tuple[float, float]
+
+
+def check_rewritable(data: bytes) -> None:
+    """Raise ``InputError`` if the PDF ``data`` cannot be given a text layer without harm; an image always can."""
+    if sniff(data) == "pdf":
+        _open(data).close()
+
+
+def searchable_pdf(data: bytes, pages: Iterable[Page]) -> bytes:
+    """The PDF, or the image file as a PDF, with an invisible text layer on each page whose source is OCR."""
+    read = [page for page in pages if page["source"] == "ocr"]
+    if sniff(data) == "pdf":
+        pdf, sizes = _open(data), {page["page"]: (page["width"], page["height"]) for page in read}
+    else:
+        pdf, size = _image_pdf(data)
+        sizes = {1: size}  # the decoded image's, whatever the page says
+    with pdf:
+        codes = _codes(line["text"] for page in read for line in page["lines"])
+        font = _font(pdf, codes)
+        for page in read:
+            _add_text(pdf, pdf.pages[page["page"] - 1], page["lines"], sizes[page["page"]], font, codes)
+        out = io.BytesIO()
+        pdf.save(
+            out, min_version="1.3", fix_metadata_version=False, compress_streams=False,
+            stream_decode_level=pikepdf.StreamDecodeLevel.none, object_stream_mode=pikepdf.ObjectStreamMode.preserve,
+        )  # fmt: skip
+        return out.getvalue()
+
+
+# Refusals.
+
+
+def _open(data: bytes) -> pikepdf.Pdf:
+    try:  # pikepdf would otherwise copy what pages inherit from the page tree onto every page
+        pdf = pikepdf.open(io.BytesIO(data), inherit_page_attributes=False)
+    except pikepdf.PasswordError:
+        raise InputError(_ENCRYPTED) from None
+    except pikepdf.PdfError as err:
+        raise InputError(_damaged(str(err))) from None
+    try:
+        reason = _ENCRYPTED if pdf.is_encrypted else _damage(pdf) or (_SIGNED if _signed(pdf) else None)
+    except pikepdf.PdfError as err:  # an object qpdf could not even repair
+        reason = _damaged(str(err))
+    if reason:
+        pdf.close()
+        raise InputError(reason)
+    return pdf
+
+
+def _damage(pdf: pikepdf.Pdf) -> str | None:
+    """What qpdf repaired, opening the file or parsing its objects (a broken xref table shows only then)."""
+    for obj in pdf.objects:
+        obj.is_indirect  # noqa: B018 - resolving an object parses it
+    warnings = pdf.get_warnings()
+    return _damaged(*warnings) if warnings else None
+
+
+def _damaged(*problems: str) -> str:
+    detail = "; ".join(re.sub(r"^stream <[^>]*>:? ?", "", problem) for problem in problems[:2])[:200]
+    return f"the PDF is damaged (qpdf: {detail}); repair it first, e.g. with `qpdf in.pdf out.pdf`, and send the repaired file"
+
+
+def _signed(pdf: pikepdf.Pdf) -> bool:
+    """/SigFlags says signatures exist, or a signature field (/FT is inherited by kids) has a value."""
+    form = pdf.Root.get("/AcroForm")
+    if not isinstance(form, Dictionary):
+        return False
+    flags = form.get("/SigFlags", 0)
+    return isinstance(flags, int) and bool(flags & 1) or any(_signatures(form.get("/Fields"), None, set()))
+
+
+def _signatures(fields: pikepdf.Object | None, kind: pikepdf.Object | None, seen: set) -> Iterable[bool]:
+    for field in fields if isinstance(fields, Array) else ():
+        if isinstance(field, Dictionary) and field.objgen not in seen:
+            if field.is_indirect:
+                seen.add(field.objgen)
+            own = field.get("/FT", kind)
+            yield own == Name.Sig and "/V" in field
+            yield from _signatures(field.get("/Kids"), own, seen)
+
+
+# Image files.
+
+
+def _image_pdf(data: bytes) -> tuple[pikepdf.Pdf, tuple[int, int]]:
+    """A one-page PDF showing the image as OpenCV decodes it, and that image's size in pixels."""
+    with Image.open(io.BytesIO(data)) as image:
+        alpha = image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in image.info  # read IMREAD_UNCHANGED
+        orientation = image.getexif().get(0x0112, 1) if image.format in _EXIF_FORMATS and not alpha else 1
+        # img2pdf embeds these undecoded; Pillow, which decodes the others for it, turns a TIFF as it does
+        undecoded = image.format in ("JPEG", "MPO", "PNG") or image.info.get("compression") == "group4"
+        if not undecoded and orientation in range(5, 9):  # img2pdf would take the size from before the turn
+            data = _turned_tiff(image)
+    try:
+        pdf = pikepdf.open(io.BytesIO(img2pdf.convert(data, rotation=img2pdf.Rotation.none, first_frame_only=True)))
+    except Exception as err:  # noqa: BLE001 - img2pdf refuses some images (16-bit with alpha, ...), each its own way
+        raise InputError(f"cannot make a PDF of this image ({err}); send it as PNG or JPEG") from None
+    return pdf, _orient(pdf, pdf.pages[0], orientation if undecoded and orientation in range(1, 9) else 1)
+
+
+def _turned_tiff(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "TIFF", compression="tiff_adobe_deflate")  # as Pillow decodes it: turned, lossless
+    return buffer.getvalue()
+
+
+def _orient(pdf: pikepdf.Pdf, page: pikepdf.Page, orientation: int) -> tuple[int, int]:
+    """Draw the page's image turned and mirrored as EXIF ``orientation`` (1-8) says, on a page of its
+    shape; the image's size as shown."""
+    (name, image), (_, _, width, height) = next(iter(page.obj.Resources.XObject.items())), map(float, page.obj.MediaBox)
+    shown_size = (int(image.Width), int(image.Height))
+    if orientation >= 5:
+        width, height, shown_size = height, width, shown_size[::-1]
+        page.obj.MediaBox = Array([0, 0, width, height])
+
+    def shown(x: float, y: float) -> Point:  # a point of the stored image (fractions across and down) → user space
+        x, y = (y, x) if orientation >= 5 else (x, y)
+        x, y = (1 - x if orientation in (2, 3, 6, 7) else x), (1 - y if orientation in (3, 4, 7, 8) else y)
+        return x * width, (1 - y) * height
+
+    (ox, oy), (ux, uy), (vx, vy) = shown(0, 1), shown(1, 1), shown(0, 0)  # image space (0, 0), (1, 0), (0, 1)
+    page.obj.Contents = _stream(pdf, f"q {_numbers((ux - ox, uy - oy, vx - ox, vy - oy, ox, oy))} cm {name} Do Q\n")
+    return shown_size
+
+
+# Page geometry.
+
+
+def _page_mapping(page: pikepdf.Page, size: tuple[int, int]) -> Callable[[float, float], Point]:
+    """Pixels of the page as rendered at ``size`` → user space."""
+    media = _rect(_inherited(page.obj, "/MediaBox")) or _LETTER
+    crop = _rect(_inherited(page.obj, "/CropBox")) or media
+    left, bottom, right, top = (*map(max, crop[:2], media[:2]), *map(min, crop[2:], media[2:]))
+    turns = _quarter_turns(_inherited(page.obj, "/Rotate"))
+
+    def to_user(x: float, y: float) -> Point:
+        u, v = x / size[0], y / size[1]  # fractions across and down the page as shown
+        for _ in range(turns):  # undo a quarter turn clockwise
+            u, v = v, 1 - u
+        return left + u * (right - left), top - v * (top - bottom)
+
+    return to_user
+
+
+def _quarter_turns(rotate: object) -> int:
+    """pdfium's reading of /Rotate: whole quarter turns, truncated towards zero, modulo 4 (-90 is 270)."""
+    try:
+        return int(int(rotate) / 90) % 4
+    except (TypeError, ValueError):
+        return 0
+
+
+def _inherited(obj: pikepdf.Object, key: str) -> pikepdf.Object | None:
+    """A page attribute, from the page or the nearest node above it in the page tree that has it."""
+    for _ in range(64):  # a deeper tree is a cycle
+        if key in obj:
+            return obj[key]
+        obj = obj.get("/Parent")
+        if not isinstance(obj, Dictionary):
+            break
+    return None
+
+
+def _rect(value: pikepdf.Object | None) -> tuple[float, ...] | None:
+    if not isinstance(value, Array) or len(value) != 4:
+        return None
+    x0, y0, x1, y1 = (float(v) for v in value)
+    rect = (min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
+    return rect if rect[2] > rect[0] and rect[3] > rect[1] else None
+
+
+# The text layer.
+
+
+def _add_text(pdf: pikepdf.Pdf, page: pikepdf.Page, lines: list, size: tuple[int, int], font, codes: dict[str, int]) -> None:
+    to_user, name = _page_mapping(page, size), _font_name(page)
+    objects = [_text_object(line["text"], [to_user(*p) for p in line["text_region"]], name, codes) for line in lines]
+    if not any(objects):
+        return
+    saves, restores = _unbalanced(page)
+    _own_fonts(page)[name] = font
+    page.contents_add(_stream(pdf, "q\n" * saves), prepend=True)
+    page.contents_add(_stream(pdf, "Q\n" * restores + "".join(filter(None, objects))))
+
+
+def _font_name(page: pikepdf.Page) -> Name:
+    """A font name that the page's resources, its own or inherited, do not use."""
+    resources = _inherited(page.obj, "/Resources")
+    fonts = resources.get("/Font") if isinstance(resources, Dictionary) else None
+    used = set(fonts.keys()) if isinstance(fonts, Dictionary) else set()
+    number = 0
+    while f"/OCR{number or ''}" in used:
+        number += 1
+    return Name(f"/OCR{number or ''}")
+
+
+def _own_fonts(page: pikepdf.Page) -> Dictionary:
+    """The page's /Font dictionary, once the page has its own copies of its /Resources and /Font (inherited
+    or shared ones are copied, their entries shared: no other page changes)."""
+    resources = _inherited(page.obj, "/Resources")
+    page.obj.Resources = Dictionary(dict(resources.items()) if isinstance(resources, Dictionary) else {})
+    fonts = page.obj.Resources.get("/Font")
+    page.obj.Resources.Font = Dictionary(dict(fonts.items()) if isinstance(fonts, Dictionary) else {})
+    return page.obj.Resources.Font
+
+
+def _unbalanced(page: pikepdf.Page) -> tuple[int, int]:
+    """How many q to put before the page's content so that its stray Q pop none of ours (one if it has
+    none), and how many Q after it to restore the state it started in."""
+    depth = lowest = 0
+    try:
+        for instruction in pikepdf.parse_content_stream(page, "q Q"):
+            depth += 1 if str(instruction.operator) == "q" else -1
+            lowest = min(lowest, depth)
+    except pikepdf.PdfError:
+        return 1, 1
+    return 1 - lowest, 1 - lowest + depth
+
+
+def _text_object(text: str, corners: list[Point], font: Name, codes: dict[str, int]) -> str | None:
+    """A line's text over its box: ``corners`` top-left, top-right, bottom-right, bottom-left in user space."""
+    if not text.strip():
+        return None
+    (tlx, tly), (trx, try_), _, (blx, bly) = corners
+    length, height = len(text) * ADVANCE / UNITS, (ASCENT - DESCENT) / UNITS  # in text space
+    a, b = (trx - tlx) / length, (try_ - tly) / length  # x: along the top edge
+    c, d = (tlx - blx) / height, (tly - bly) / height  # y: up the left edge
+    e, f = blx - c * DESCENT / UNITS, bly - d * DESCENT / UNITS  # the baseline starts above the descent
+    if abs(a * d - b * c) < 1e-9:
+        return None
+    glyphs = "".join(f"{codes[char]:04X}" for char in text)
+    return f"BT {font} 1 Tf 3 Tr {_numbers((a, b, c, d, e, f))} Tm <{glyphs}> Tj ET\n"
+
+
+def _numbers(values: Iterable[float]) -> str:
+    """PDF numbers: four decimals (1/10000 pt), no exponent, no trailing zeros."""
+    texts = (f"{value:.4f}".rstrip("0").rstrip(".") for value in values)
+    return " ".join("0" if text == "-0" else text for text in texts)
+
+
+def _stream(pdf: pikepdf.Pdf, text: str | bytes) -> pikepdf.Stream:
+    stream = pikepdf.Stream(pdf, b"")
+    stream.write(zlib.compress(text.encode() if isinstance(text, str) else text, 9), filter=Name.FlateDecode)
+    return stream
+
+
+# The font.
+
+
+def _codes(texts: Iterable[str]) -> dict[str, int]:
+    """Each character's 2-byte code (its CID and glyph), 1, 2, ... in order of first use."""
+    codes: dict[str, int] = {}
+    for text in texts:
+        for char in text:
+            codes.setdefault(char, len(codes) + 1)
+    if len(codes) >= 0xFFFF:
+        raise InputError(f"too many different characters for one PDF font: {len(codes)} (limit 65534); send fewer pages")
+    return codes
+
+
+def _font(pdf: pikepdf.Pdf, codes: dict[str, int]) -> pikepdf.Object:
+    descriptor = Dictionary(
+        Type=Name.FontDescriptor, FontName=Name("/" + FONT_NAME), Flags=4, FontBBox=[0, DESCENT, ADVANCE, ASCENT], ItalicAngle=0,
+        Ascent=ASCENT, Descent=DESCENT, CapHeight=ASCENT, StemV=80, FontFile2=_stream(pdf, _truetype(len(codes) + 1)),
+    )  # fmt: skip
+    cid_font = Dictionary(
+        Type=Name.Font, Subtype=Name.CIDFontType2, BaseFont=Name("/" + FONT_NAME), DW=ADVANCE, CIDToGIDMap=Name.Identity,
+        CIDSystemInfo=Dictionary(Registry=pikepdf.String("Adobe"), Ordering=pikepdf.String("Identity"), Supplement=0),
+        FontDescriptor=pdf.make_indirect(descriptor),
+    )  # fmt: skip
+    return pdf.make_indirect(Dictionary(
+        Type=Name.Font, Subtype=Name.Type0, BaseFont=Name("/" + FONT_NAME), Encoding=Name("/Identity-H"),
+        DescendantFonts=[pdf.make_indirect(cid_font)], ToUnicode=_stream(pdf, _to_unicode(codes)),
+    ))  # fmt: skip
+
+
+def _to_unicode(codes: dict[str, int]) -> str:
+    """The CMap from each code to its character in UTF-16BE, in blocks of at most 100."""
+    pairs = [f"<{code:04X}> <{char.encode('utf-16-be').hex().upper()}>\n" for char, code in codes.items()]
+    blocks = [pairs[start : start + 100] for start in range(0, len(pairs), 100)]
+    return (
+        "/CIDInit /ProcSet findresource begin\n12 dict begin\nbegincmap\n"
+        "/CIDSystemInfo << /Registry (Adobe) /Ordering (UCS) /Supplement 0 >> def\n/CMapName /Adobe-Identity-UCS def\n"
+        "/CMapType 2 def\n1 begincodespacerange\n<0000> <FFFF>\nendcodespacerange\n"
+        + "".join(f"{len(block)} beginbfchar\n{''.join(block)}endbfchar\n" for block in blocks)
+        + "endcmap\nCMapName currentdict /CMap defineresource pop\nend\nend\n"
+    )
+
+
+def _truetype(glyphs: int) -> bytes:
+    """A TrueType font: glyph 0 empty, the others two points apart from no outline, marking the em box
+    (module docstring); each ``ADVANCE`` wide. The required tables only."""
+    blank = struct.pack(">h4h2HH2B2h2h", 2, 0, DESCENT, ADVANCE, ASCENT, 0, 1, 0, 1, 1, 0, ADVANCE, DESCENT, ASCENT - DESCENT)
+    names = [(1, FONT_NAME), (2, "Regular"), (3, FONT_NAME), (4, FONT_NAME), (5, "Version 1.0"), (6, FONT_NAME)]
+    strings = [text.encode("utf-16-be") for _, text in names]
+    starts = [sum(map(len, strings[:index])) for index in range(len(strings))]
+    records = [struct.pack(">6H", 3, 1, 0x409, nid, len(s), start) for (nid, _), s, start in zip(names, strings, starts)]
+    return _sfnt({
+        b"OS/2": struct.pack(
+            ">HhHHH8h3h10s4I4sHHHhhhHH2I2h3H", 4, ADVANCE, 400, 5, 0, *[UNITS // 2, UNITS // 2, 0, 0] * 2, 50, 250, 0, bytes(10),
+            0, 0, 0, 0, b"OCRH", 0x40, 0x20, 0xFFFF, ASCENT, DESCENT, 0, ASCENT, -DESCENT, 1, 0, 500, ASCENT, 0, 0x20, 0,
+        ),
+        b"cmap": struct.pack(">4HI12H", 0, 1, 3, 1, 12, 4, 24, 0, 2, 2, 0, 0, 0xFFFF, 0, 0xFFFF, 1, 0),  # maps no character
+        b"glyf": blank * (glyphs - 1),
+        b"head": struct.pack(  # long offsets in loca
+            ">4I2H2q4h2H3h", 0x10000, 0x10000, 0, 0x5F0F3CF5, 0x000B, UNITS, 0, 0, 0, DESCENT, ADVANCE, ASCENT, 0, 3, 2, 1, 0
+        ),
+        b"hhea": struct.pack(">I3hH6h4hhH", 0x10000, ASCENT, DESCENT, 0, ADVANCE, 0, 0, ADVANCE, 1, 0, 0, 0, 0, 0, 0, 0, 1),
+        b"hmtx": struct.pack(">Hh", ADVANCE, 0) + bytes(2 * (glyphs - 1)),
+        b"loca": struct.pack(f">{glyphs + 1}I", 0, *range(0, len(blank) * glyphs, len(blank))),
+        b"maxp": struct.pack(">IH13H", 0x10000, glyphs, 2, 2, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0),
+        b"name": struct.pack(">3H", 0, len(names), 6 + 12 * len(names)) + b"".join(records) + b"".join(strings),
+        b"post": struct.pack(">IIhhI4I", 0x30000, 0, -100, 50, 1, 0, 0, 0, 0),
+    })  # fmt: skip
+
+
+def _sfnt(tables: dict[bytes, bytes]) -> bytes:
+    """The tables (by tag, 4-byte aligned) after their directory, with checksums and head's checkSumAdjustment."""
+    count, power = len(tables), 1 << (len(tables).bit_length() - 1)
+    font = bytearray(struct.pack(">IHHHH", 0x10000, count, 16 * power, power.bit_length() - 1, 16 * (count - power)))
+    offsets, offset = {}, 12 + 16 * count
+    for tag in sorted(tables):
+        font += struct.pack(">4sIII", tag, _checksum(tables[tag]), offset, len(tables[tag]))
+        offsets[tag], offset = offset, offset + len(tables[tag]) + -len(tables[tag]) % 4
+    for tag in sorted(tables):
+        font += tables[tag] + bytes(-len(tables[tag]) % 4)
+    font[offsets[b"head"] + 8 : offsets[b"head"] + 12] = struct.pack(">I", (0xB1B0AFBA - _checksum(bytes(font))) % 2**32)
+    return bytes(font)
+
+
+def _checksum(data: bytes) -> int:
+    padded = data + bytes(-len(data) % 4)
+    return sum(struct.unpack(f">{len(padded) // 4}I", padded)) % 2**32
