@@ -11,17 +11,26 @@ import socket
 import struct
 import subprocess
 import sys
+import tempfile
 import termios
 import threading
 import time
+from pathlib import Path
+from xml.etree import ElementTree
 
 import numpy as np
+import pypdfium2 as pdfium
 import pytest
 from PIL import Image
+from reportlab.lib.utils import ImageReader
+from reportlab.pdfgen.canvas import Canvas
 
+import ocr_client
 from conftest import ROOT, WRITTEN, normalized, rect
 from harness.servers import Server, free_port
 from ocr_client import OcrClient, OcrError  # scripts/ is on pytest's pythonpath (pyproject.toml)
+from test_documents import SENTENCES, build
+from test_documents import text as text_layer
 
 CLIENT = ROOT / "scripts" / "ocr_client.py"
 API_KEY = "client-test-key-82d4"
@@ -70,7 +79,7 @@ def test_folder_to_text(server, pages, folder):
 
 def test_json_lines_and_visualisations(server, pages, folder, tmp_path):
     out = tmp_path / "vis"
-    done = run(server, "--json", "--concurrency", "3", "--out", out, folder / "*.png")
+    done = run(server, "--json", "--concurrency", "3", "--draw", out, folder / "*.png")
     assert done.returncode == 0, done.stderr
     records = [json.loads(line) for line in done.stdout.splitlines()]
     assert [r["file"] for r in records] == [str(folder / f"{name}.png") for name in sorted(pages)]
@@ -106,28 +115,64 @@ def test_a_bad_file_fails_alone_and_is_named(server, pages, folder, tmp_path):
     assert done.returncode == 2 and "missing.png: no such file" in done.stderr
 
 
-def test_progress_bar_only_on_a_terminal(server, folder):
+def on_terminal(server, *args, terminal_for: str = "stderr", preamble: str = "") -> tuple[int, str, str]:
+    """Run the client with its stderr (or stdout) on a terminal 100 columns wide: its exit status, what
+    the other stream got, and what the terminal showed. ``preamble``: Python run before the client."""
+    command = [sys.executable, "-c", f"{preamble}\nimport runpy; runpy.run_path({str(CLIENT)!r}, run_name='__main__')"]
+    terminal, child = pty.openpty()
+    fcntl.ioctl(child, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    with tempfile.TemporaryFile() as other:  # a file, not a pipe: nobody reads it while the terminal is read
+        streams = {"stdout": other, "stderr": child} if terminal_for == "stderr" else {"stdout": child, "stderr": other}
+        process = subprocess.Popen([*command, "--url", server.url, *map(str, args)], **streams)
+        os.close(child)
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(terminal, 4096)
+            except OSError:  # the client exited and its end of the terminal is closed
+                break
+            if not chunk:
+                break
+            shown += chunk
+        os.close(terminal)
+        status = process.wait(timeout=120)
+        other.seek(0)
+        return status, other.read().decode(), shown.decode()
+
+
+def finished_bar(shown: str, total: int, unit: str, name: str = "") -> bool:
+    """tqdm drew the bar full: "name: 100%|███| 4/4 [00:01<00:00, 2.5file/s]" (or "1.3s/file" when slow)."""
+    rate = rf"(?:{unit}/s|s/{unit})"
+    return bool(re.search(rf"{re.escape(name)}100%\|[^|]*\| {total}/{total} \[[^\]]*{rate}\]", shown))
+
+
+def test_progress_bars_only_on_a_terminal_and_not_with_quiet(server, folder, report):
     done = run(server, "--quiet", folder)
     assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
 
-    terminal, child = pty.openpty()
-    fcntl.ioctl(child, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # 100 columns
-    process = subprocess.Popen(
-        [sys.executable, CLIENT, "--url", server.url, "--quiet", folder], stdout=subprocess.DEVNULL, stderr=child
-    )
-    os.close(child)
-    shown = b""
-    while True:
-        try:
-            chunk = os.read(terminal, 4096)
-        except OSError:  # the client exited and its end of the terminal is closed
-            break
-        if not chunk:
-            break
-        shown += chunk
-    os.close(terminal)
-    assert process.wait(timeout=60) == 0
-    assert re.search(r"100%\|.*\| 4/4 ", shown.decode()), shown
+    status, _, shown = on_terminal(server, folder)  # one bar over the files
+    assert status == 0 and finished_bar(shown, 4, "file"), shown
+
+    status, _, shown = on_terminal(server, "--quiet", "--pages", "1", report)
+    assert (status, shown) == (0, "")
+
+
+def test_a_document_shows_its_pages_and_prints_the_same(server, pages, folder, report):
+    status, printed, shown = on_terminal(server, report)  # streamed, a bar over its pages
+    assert status == 0 and finished_bar(shown, 3, "page", "report.pdf: "), shown
+    *written, scanned = printed.split("\n\f")
+    assert written == ["\n".join(lines) for lines in WRITTEN]
+    assert [normalized(line) for line in scanned.splitlines()] == expected(pages["english"])
+
+    english = folder / "english.png"
+    status, printed, shown = on_terminal(server, "--pages", "1-2", english, report)  # the files' bar, and the pages'
+    assert status == 0 and finished_bar(shown, 2, "file"), shown
+    assert printed == run(server, "--pages", "1-2", english, report).stdout  # the results as without bars
+
+
+def test_without_tqdm_there_is_no_bar(server, report):
+    status, printed, shown = on_terminal(server, "--pages", "1", report, preamble="import sys; sys.modules['tqdm'] = None")
+    assert (status, printed, shown) == (0, "\n".join(WRITTEN[0]) + "\n", "")
 
 
 def test_the_class_in_process(server, pages, lines, folder):
@@ -276,6 +321,152 @@ def test_the_document_method(server, pages, folder, report):
         client.document(b"%PDF-1.7 and nothing else")
     assert (failure.value.status, failure.value.http_status) == ("101", 400)
     assert str(failure.value).startswith("not a readable PDF")
+
+
+# ---- answer formats and output files ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def scan(pages, tmp_path_factory) -> Path:
+    """A one-page scan of the english page, without a text layer, at 1 point per pixel (read it at 72 dpi)."""
+    image = Image.fromarray(pages["english"].image[:, :, ::-1])
+    path = tmp_path_factory.mktemp("scan") / "scan.pdf"
+    canvas = Canvas(str(path), pagesize=image.size)
+    canvas.drawImage(ImageReader(image), 0, 0, *image.size)
+    canvas.showPage()
+    canvas.save()
+    return path
+
+
+def pdf_text(data: bytes) -> list[str]:
+    """The text of each page of a PDF, as a viewer finds it."""
+    return [page.get_textpage().get_text_range() for page in pdfium.PdfDocument(data)]
+
+
+def found(lines: list[str], text: str) -> bool:
+    return all(normalized(line) in normalized(text) for line in lines)
+
+
+def test_output_a_searchable_pdf(server, pages, scan, tmp_path):
+    out = tmp_path / "made" / "scan.searchable.pdf"  # its folder made; its suffix gives the format
+    done = run(server, "--dpi", "72", "--output", out, scan)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
+    assert pdf_text(scan.read_bytes()) == [""]
+    [text] = pdf_text(out.read_bytes())
+    assert found(expected(pages["english"]), text), text
+
+
+def test_hocr_into_a_pipe_or_a_file(server, pages, folder, report, tmp_path):
+    done = run(server, "--format", "hocr", folder / "english.png")  # an image: sent to /ocr
+    assert done.returncode == 0, done.stderr
+    words = ElementTree.fromstring(done.stdout).iter("{http://www.w3.org/1999/xhtml}span")
+    lines = ["".join(word.text for word in line) for line in words if line.get("class") == "ocr_line"]
+    assert [normalized(line) for line in lines] == expected(pages["english"])
+
+    done = run(server, "--pages", "1", "--output", tmp_path / "report.html", report)  # .html: hOCR
+    assert done.returncode == 0, done.stderr
+    root = ElementTree.parse(tmp_path / "report.html").getroot()
+    assert " ".join(span.text for span in root.iter() if span.get("class") == "ocrx_word") == " ".join(WRITTEN[0])
+
+
+def test_a_folder_to_a_folder_of_searchable_pdfs(server, pages, folder, scan, tmp_path):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for name in ("english", "chinese"):
+        (inputs / f"{name}.png").write_bytes((folder / f"{name}.png").read_bytes())
+    (inputs / "scan.pdf").write_bytes(scan.read_bytes())
+    done = run(server, "--format", "pdf", "--dpi", "72", "--output", tmp_path / "out", inputs)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
+    assert sorted(path.name for path in (tmp_path / "out").iterdir()) == ["chinese.pdf", "english.pdf", "scan.pdf"]
+    for name, sample in [("english", "english"), ("chinese", "chinese"), ("scan", "english")]:
+        [text] = pdf_text((tmp_path / "out" / f"{name}.pdf").read_bytes())
+        assert found(expected(pages[sample]), text), (name, text)
+
+
+def test_text_and_json_files_numbered_when_names_repeat(server, report, tmp_path):
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "report.pdf").write_bytes(report.read_bytes())
+    inputs = [tmp_path / "a" / "report.pdf", tmp_path / "b" / "report.pdf"]
+    done = run(server, "--pages", "1-2", "--output", tmp_path / "text", *inputs)
+    assert (done.returncode, done.stdout) == (0, "")
+    alone = run(server, "--pages", "1-2", inputs[0]).stdout
+    assert [(tmp_path / "text" / name).read_text() for name in ("report.txt", "report-2.txt")] == [alone, alone]
+
+    done = run(server, "--json", "--pages", "2", "--output", f"{tmp_path / 'json'}/", inputs[0])  # a slash: a folder
+    assert done.returncode == 0, done.stderr
+    [page] = [json.loads(line) for line in (tmp_path / "json" / "report.json").read_text().splitlines()]
+    assert (page["file"], page["page"], [line["text"] for line in page["lines"]]) == (str(inputs[0]), 2, WRITTEN[1])
+
+
+def test_output_and_format_usage_errors(server, folder, report, tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    english = folder / "english.png"
+    refused = {
+        ("--output", tmp_path / "notes.txt", english, report): "with 2 input files --output must be a folder",
+        ("--output", tmp_path / "both.pdf", english, report): "with 2 input files --output must be a folder",
+        ("--format", "pdf", english, report): "with 2 inputs give --output DIR",
+        ("--format", "pdf", "--ocr", "always", report): "--ocr always would lay a second over a page's own",
+        ("--json", "--format", "hocr", report): "--json is --format json",
+        ("--format", "hocr", "--module", "ocr_det", english): "--format hocr reads with ocr_system",
+        ("--output", report, report): f"--output would overwrite the input file {report}",
+    }
+    for args, message in refused.items():
+        done = run(server, *args)
+        assert (done.returncode, done.stdout) == (2, ""), args
+        assert message in done.stderr, (args, done.stderr)
+    assert (tmp_path / "notes.txt").read_text() == "mine" and not (tmp_path / "both.pdf").exists()
+
+    for format, shown in [("pdf", "a PDF"), ("hocr", "XHTML")]:  # not onto a terminal; into a pipe it is fine
+        status, errors, _ = on_terminal(server, "--format", format, report, terminal_for="stdout")
+        assert status == 2 and f"--format {format} would write {shown} on the terminal" in errors, errors
+    assert ocr_client.arguments().parse_args(["--out", "vis", "a.png"]).draw == Path("vis")  # --draw's old name
+
+
+def test_the_stream_and_the_answers_in_each_format(server, pages, scan, report):
+    client = OcrClient(server.url)
+    events = list(client.document_stream(report, pages="2-", format="text"))
+    assert [(event["event"], event.get("page"), event.get("source")) for event in events] == [
+        ("start", None, None),
+        ("page", 2, "text-layer"),
+        ("page", 3, "ocr"),
+        ("end", None, None),
+    ]
+    assert (events[0]["pages"], events[-1]["pages"], events[-1]["status"]) == (2, 2, "000")
+    assert events[-1]["text"].split("\f")[0] == "\n".join(WRITTEN[1])
+
+    seen = []
+    searchable = client.searchable_pdf(scan.read_bytes(), dpi=72, progress=seen.append)  # streamed
+    assert [event["event"] for event in seen] == ["start", "page", "end"]
+    assert found(expected(pages["english"]), pdf_text(searchable)[0])
+
+    whole = client.document(report, pages="1-2")  # the same answers whole or streamed
+    assert client.document(report, pages="1-2", progress=seen.append) == whole
+    xhtml = client.hocr(report, pages="1")
+    assert client.hocr(report, pages="1", progress=seen.append) == xhtml and ">Invoice</span>" in xhtml
+
+
+def test_stream_errors(server):
+    data = build(text_layer(*SENTENCES), text_layer(*SENTENCES))
+    second = re.search(rb"/Kids \[ \d+ 0 R (\d+) 0 R \]", data)[1]  # page 2 made unreadable
+    start = data.index(b"\n%s 0 obj\n" % second) + len(b"\n%s 0 obj\n" % second)
+    end = data.index(b"endobj", start)
+    damaged = data[:start] + b"null".ljust(end - start) + data[end:]
+    client, seen = OcrClient(server.url), []
+    with pytest.raises(OcrError) as failure:
+        for event in client.document_stream(damaged):
+            seen.append(event["event"])
+    assert seen == ["start", "page"]  # the first page came, then the error event
+    assert (str(failure.value), failure.value.status, failure.value.http_status) == (
+        "page 2: cannot be read; the PDF is damaged",
+        "101",
+        None,
+    )
+    with pytest.raises(OcrError) as failure:  # refused before the first page: the envelope
+        list(client.document_stream(b"not a document at all"))
+    assert (failure.value.status, failure.value.http_status) == ("101", 400)
+    with pytest.raises(OcrError, match="^not a PDF nor an image file"):
+        client.searchable_pdf(b"not a document at all")
 
 
 # ---- API keys ------------------------------------------------------------------------------------
