@@ -1,6 +1,7 @@
 """The production app built and called in-process (no uvicorn, no port): Starlette's test client over
 ``build_app``, with one real inference worker behind its queue."""
 
+import base64
 import time
 
 import pytest
@@ -32,3 +33,14 @@ def test_routes_answer_in_process(client, lines):
     assert missing.status_code == 404 and missing.json()["status"] == "111"
     assert client.get("/openapi.json").json()["paths"]["/ocr"]
     assert "ocr_requests_total" in client.get("/metrics").text
+
+
+def test_the_byte_budget_is_given_back_after_a_searchable_pdf_is_sent(client, pages):
+    """A PDF answer's bytes count against OCR_MAX_BUFFERED_BYTES while it is sent, whole or streamed:
+    they must be given back after, or the front would refuse more and more uploads."""
+    budget = client.app.state.front.budget
+    png = bytes(base64.b64decode(b64(pages["english"].image)))
+    for headers in ({"Accept": "application/pdf"}, {"Accept": "application/x-ndjson"}):
+        answer = client.post("/ocr?format=pdf", content=png, headers={"Content-Type": "image/png", **headers})
+        assert answer.status_code == 200 and (b"%PDF-" in answer.content[:8] or b'"pdf": "JVBERi' in answer.content)
+        assert budget.used == 0

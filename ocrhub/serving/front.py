@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import time
@@ -60,7 +61,8 @@ def envelope(results=None, error: ServiceError | None = None, headers: dict | No
 
 
 class ByteBudget:
-    """Request bodies the front holds at once (``max_buffered_bytes``): its memory bound."""
+    """Request bodies, and searchable PDFs being sent, that the front holds at once
+    (``max_buffered_bytes``): its memory bound."""
 
     def __init__(self, limit: int):
         self.limit, self.used = limit, 0
@@ -77,6 +79,15 @@ class ByteBudget:
             yield
         finally:
             self.used -= size
+
+    def hold(self, size: int):
+        """Count an answer of ``size`` bytes until the returned function is called, once, after it is
+        sent. Never refused: its work is done; requests arriving meanwhile are refused instead."""
+        self.used += size
+        return functools.partial(self._release, size)
+
+    def _release(self, size: int) -> None:
+        self.used -= size
 
 
 class Front:

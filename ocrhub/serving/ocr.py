@@ -27,6 +27,7 @@ import base64
 import json
 import time
 
+from starlette.background import BackgroundTask
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -89,6 +90,7 @@ class DocumentRequest:
             )
         self.pages: list[documents.Page] = []
         self.started = time.monotonic()
+        self.release = lambda: None  # of the byte budget's hold on the searchable PDF being sent
 
     async def job(self, body: bytes) -> DocumentJob:
         data = await uploaded_file(self.request, body)
@@ -109,8 +111,12 @@ class DocumentRequest:
         if self.format == "hocr":
             return Response(hocr.as_hocr(self.pages), media_type="text/html; charset=utf-8")
         if self.format == "pdf":
+            self.release = self.front.budget.hold(len(reply.results))
             return Response(
-                reply.results, media_type="application/pdf", headers={"Content-Disposition": "inline; filename=ocr.pdf"}
+                reply.results,
+                media_type="application/pdf",
+                headers={"Content-Disposition": "inline; filename=ocr.pdf"},
+                background=BackgroundTask(self.release),
             )
         return envelope(self.pages)
 
@@ -124,6 +130,7 @@ class DocumentRequest:
         elif self.format == "hocr":
             end["hocr"] = hocr.as_hocr(self.pages)
         elif self.format == "pdf":
+            self.release = self.front.budget.hold(len(reply.results) * 4 // 3)  # as base64
             end["pdf"] = base64.b64encode(reply.results).decode("ascii")
         return end
 
@@ -171,6 +178,7 @@ async def _ndjson(asked: DocumentRequest, first: Progress, events: asyncio.Queue
             status = error.status
             yield _line({"event": "error", "status": error.status, "msg": str(error)})
     finally:
+        asked.release()
         metrics.IN_FLIGHT.dec()
         if work.done():
             count("ocr", status, asked.started)
