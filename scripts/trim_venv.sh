@@ -15,6 +15,7 @@
 # - jieba's dictionaries and its posseg, analyse and lac_small packages (35 MB): paddlenlp imports
 #   jieba (Chinese word segmentation) but OCR never segments, so they are never read;
 # - OpenCV's Haar cascades, cv2/data/*.xml (9 MB): read only by cv2.CascadeClassifier (face detection);
+# - pikepdf's PDF/A validation rules and schemas, pikepdf/pdfa (1 MB): never imported (no PDF/A is written);
 # - OpenVINO (the openvino package; 180 MB installed) keeps its core, the CPU plugin, and the IR,
 #   Paddle and ONNX frontends (read_model on inference.pdmodel; ONNX in the full image only, below).
 #   Gone: the GPU and NPU plugins (51 MB) and the GPU plugin's kernel cache libs/cache.json (8.5 MB);
@@ -29,8 +30,8 @@
 #   reference BLAS and Fortran runtime only it links (paddle/libs, 11 MB): dlopened only for
 #   paddle.linalg's decompositions (eig, svd, qr, ...), which no OCR model runs;
 # - with --lean (the lean image: production server and OpenVINO engines only), also what its code
-#   never loads: Pillow's font, colour-management and Tk modules with the libraries only they link
-#   (FreeType, HarfBuzz, Brotli, LittleCMS; ocrhub uses Pillow only to read image headers), and
+#   never loads: Pillow's font and Tk modules with the libraries only they link (FreeType, HarfBuzz,
+#   Brotli; ocrhub uses Pillow to read image headers, and img2pdf imports its colour management), and
 #   numpy's build tools (f2py, numpy.distutils; the full venv keeps them: SciPy's import touches
 #   numpy.f2py), its test and SIMD-introspection extension modules, and the subpackages that neither
 #   numpy's own import nor OpenCV, OpenVINO, Pillow, pypdfium2 or ocrhub load (numpy.random, fft,
@@ -57,7 +58,7 @@ rm -rf "$sp"/paddle/include "$sp"/pyarrow/include "$sp"/numpy/_core/include \
     "$sp"/pyarrow/libarrow_flight.so* "$sp"/pyarrow/libarrow_python_flight.so* "$sp"/pyarrow/_flight.* \
     "$sp"/visualdl/server/dist \
     "$sp"/jieba/dict.txt "$sp"/jieba/posseg "$sp"/jieba/analyse "$sp"/jieba/lac_small \
-    "$sp"/cv2/data/*.xml
+    "$sp"/cv2/data/*.xml "$sp"/pikepdf/pdfa
 find "$sp" -type f -name '*.pyi' ! -path "$sp/skimage/*" -delete
 rm -f "$sp"/paddle/libs/libopenvino_intel_cpu_plugin.so \
     "$sp"/paddle/libs/liblapack.so.3 "$sp"/paddle/libs/libblas.so.3 \
@@ -72,9 +73,8 @@ if [ -d "$ov" ]; then
       "$ov"/include "$ov"/cmake "$ov"/tools "$venv"/bin/ovc "$venv"/bin/benchmark_app
 fi
 if $lean; then
-  rm -rf "$sp"/PIL/_imagingft.* "$sp"/PIL/_imagingcms.* "$sp"/PIL/_imagingtk.* \
+  rm -rf "$sp"/PIL/_imagingft.* "$sp"/PIL/_imagingtk.* \
       "$sp"/pillow.libs/libfreetype-* "$sp"/pillow.libs/libharfbuzz-* "$sp"/pillow.libs/libbrotli* \
-      "$sp"/pillow.libs/liblcms2-* \
       "$sp"/numpy/f2py "$sp"/numpy/distutils "$venv"/bin/f2py "$venv"/bin/numpy-config \
       "$sp"/numpy/_core/_simd.* "$sp"/numpy/_core/_*_tests.* \
       "$sp"/numpy/random "$sp"/numpy/fft "$sp"/numpy/polynomial "$sp"/numpy/testing "$sp"/numpy/_pyinstaller \
