@@ -104,8 +104,8 @@ def _open(data: bytes) -> pikepdf.Pdf:
 
 def _damage(pdf: pikepdf.Pdf) -> str | None:
     """What qpdf repaired, opening the file or parsing its objects (a broken xref table shows only then)."""
-    for obj in pdf.objects:
-        obj.is_indirect  # noqa: B018 - resolving an object parses it
+    for _ in pdf.objects:  # each object is parsed as it is taken (a null one comes as None)
+        pass
     warnings = pdf.get_warnings()
     return _damaged(*warnings) if warnings else None
 

@@ -129,7 +129,8 @@ def test_a_pdf_that_cannot_be_rewritten_is_refused_before_any_page_is_read(serve
     assert always.status_code == 400 and "ocr=always would lay a second" in always.json()["msg"]
 
 
-def test_an_error_after_the_first_page_ends_the_stream_with_an_error_object(server):
+@pytest.mark.parametrize("answer", ["json", "pdf"])  # pdf: the rewrite check parses a null object too
+def test_an_error_after_the_first_page_ends_the_stream_with_an_error_object(server, answer):
     import re
 
     data = build(text(*SENTENCES), text(*SENTENCES))
@@ -137,8 +138,8 @@ def test_an_error_after_the_first_page_ends_the_stream_with_an_error_object(serv
     start = data.index(b"\n%s 0 obj\n" % second) + len(b"\n%s 0 obj\n" % second)
     end = data.index(b"endobj", start)
     damaged = data[:start] + b"null".ljust(end - start) + data[end:]
-    response = post(server, damaged, NDJSON, stream=True)
-    assert response.status_code == 200
+    response = post(server, damaged, NDJSON, stream=True, format=answer)
+    assert response.status_code == 200, response.text
     received = [event for event, _ in events(response)]
     assert [event["event"] for event in received] == ["start", "page", "error"]
     assert received[-1] == {"event": "error", "status": "101", "msg": "page 2: cannot be read; the PDF is damaged"}

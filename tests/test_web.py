@@ -1,6 +1,7 @@
 """The try-it page at / in a real headless Chromium, against the production server and real models:
-images through /predict/<module>, PDFs through /ocr; the page within its Content-Security-Policy, with
-the API key of a keyed server, and the API called from other origins (CORS)."""
+images through /predict/<module>, PDFs streamed page by page through /ocr and downloaded back searchable;
+the page within its Content-Security-Policy, with the API key of a keyed server, and the API called from
+other origins (CORS)."""
 
 import base64
 import http.server
@@ -12,9 +13,14 @@ import tempfile
 import threading
 from pathlib import Path
 
+import numpy as np
+import pikepdf
+import pypdfium2 as pdfium
 import pytest
 import requests
 from PIL import Image
+from reportlab.lib.utils import ImageReader
+from reportlab.pdfgen.canvas import Canvas
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.action_chains import ActionChains
@@ -24,6 +30,7 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from conftest import ROOT, WRITTEN, covers, normalized
 from harness.servers import Server
+from test_documents import SENTENCES, build, text
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 # The README's screenshot is refreshed on demand (UPDATE_SCREENSHOT=1), so test runs leave the tree clean.
@@ -74,6 +81,32 @@ def files(pages, tmp_path_factory):
 @pytest.fixture(scope="module")
 def report(report_pdf):
     return report_pdf
+
+
+def scanned_pdf(path: Path, images) -> Path:
+    """A scan as a scanner makes one: each BGR image a page of its own at 200 dpi, so that /ocr (200 dpi by
+    default) reads each page as the image's pixels."""
+    canvas = Canvas(str(path))
+    for image in images:
+        scan = Image.fromarray(image[:, :, ::-1])
+        width, height = (side * 72 / 200 for side in scan.size)
+        canvas.setPageSize((width, height))
+        canvas.drawImage(ImageReader(scan), 0, 0, width, height)
+        canvas.showPage()
+    canvas.save()
+    return path
+
+
+SCAN = [("english", "chinese"), ("mixed", "english"), ("chinese", "mixed")] * 2  # the samples on each page
+
+
+@pytest.fixture(scope="module")
+def scans(pages, tmp_path_factory):
+    """Two scanned PDFs: quarterly.pdf, one page (the english sample), and scan.pdf, six of two samples each."""
+    folder = tmp_path_factory.mktemp("scans")
+    quarterly = scanned_pdf(folder / "quarterly.pdf", [pages["english"].image])
+    scan = scanned_pdf(folder / "scan.pdf", [np.vstack([pages[name].image for name in both]) for both in SCAN])
+    return quarterly, scan
 
 
 def open_page(browser, server):
@@ -159,6 +192,19 @@ def sheets(browser) -> list:
         });""")
 
 
+def documents(browser) -> list:
+    """Per PDF row, in page order: its name, state, progress [value, max], the name its searchable PDF
+    downloads as (None without one) and its note (None without one)."""
+    return browser.execute_script("""
+        return [...document.querySelectorAll('.document')].map(row => {
+            const link = row.querySelector('.download'), note = row.querySelector('.document-note');
+            const bar = row.querySelector('progress');
+            return {name: row.querySelector('.document-name').textContent,
+                    state: row.querySelector('.document-state').textContent, progress: [bar.value, bar.max],
+                    download: link.hidden ? null : link.download, note: note.hidden ? null : note.textContent};
+        });""")
+
+
 def expected_lines(sample):
     texts = [normalized(text) for text in sample.texts]
     return texts[::-1] if sample.name.endswith("_180") else texts
@@ -191,20 +237,6 @@ def test_upload_shows_the_text_and_a_box_over_each_line(browser, server, pages, 
     assert ["active" in box.get_attribute("class") for box in boxes] == [i == 1 for i in range(len(boxes))]
     ActionChains(browser).move_to_element(boxes[2]).perform()
     assert ["active" in line.get_attribute("class") for line in lines] == [i == 2 for i in range(len(lines))]
-
-    # the README's screenshot: the first result at a desktop width, its second line hovered; a small PNG
-    browser.execute_cdp_cmd(
-        "Emulation.setDeviceMetricsOverride", {"width": 1280, "height": 820, "deviceScaleFactor": 1, "mobile": False}
-    )
-    try:
-        browser.execute_script("scrollTo(0, 0)")
-        ActionChains(browser).move_to_element(lines[1]).perform()
-        shot = Image.open(io.BytesIO(browser.get_screenshot_as_png())).convert("RGB")
-    finally:
-        browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
-    SCREENSHOT.parent.mkdir(exist_ok=True)
-    shot.quantize(256, method=Image.Quantize.MEDIANCUT).save(SCREENSHOT, optimize=True)
-    assert shot.size == (1280, 820) and SCREENSHOT.stat().st_size <= 200_000
 
     # "Copy all text" puts every image's lines on the clipboard
     permissions = ["clipboardReadWrite", "clipboardSanitizedWrite"]
@@ -331,7 +363,10 @@ def test_a_pdf_shows_each_page_as_a_sheet_with_its_text(browser, server, pages, 
     summary = browser.find_element(By.ID, "summary").text
     assert re.fullmatch(r"1 PDF · 3 pages · 7 lines · [\d.]+ (ms|s) request · \d+ KB sent", summary), summary
     requested = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
-    assert f"{server.url}/ocr" in requested and not any("/predict/" in url for url in requested)
+    assert f"{server.url}/ocr?format=pdf" in requested and not any("/predict/" in url for url in requested)
+    [row] = documents(browser)  # its row: every page read, and page 3 (read by OCR) made searchable
+    assert re.fullmatch(r"3 of 3 pages read · [\d.]+ (ms|s)", row["state"]) and row["progress"] == [3, 3]
+    assert (row["name"], row["download"], row["note"]) == ("report.pdf", "report.searchable.pdf", None)
 
     # "Copy all text": the pages' lines, every page after the first starting with a form feed
     permissions = ["clipboardReadWrite", "clipboardSanitizedWrite"]
@@ -351,13 +386,126 @@ def test_dropped_images_and_pdfs_are_shown_together_and_a_bad_pdf_fails_alone(br
 
     names = browser.execute_script("return [...document.querySelectorAll('.card .name')].map(n => n.textContent)")
     assert names == ["english.png", "report.pdf", "report.pdf", "report.pdf"]  # in name order; broken.pdf failed
+    assert [row["name"] for row in documents(browser)] == ["report.pdf"]  # a PDF refused outright has no row
     assert [normalized(line) for line in cards(browser)["english.png"]["lines"]] == expected_lines(pages["english"])
     assert [page["tag"] for page in sheets(browser)] == ["page 1 · text-layer", "page 2 · text-layer", "page 3 · ocr"]
     error = browser.find_element(By.ID, "error")
     assert error.is_displayed() and "broken.pdf: not a readable PDF (damaged or truncated)" in error.text
     assert "HTTP 400" in error.text
     summary = browser.find_element(By.ID, "summary").text
-    assert re.fullmatch(r"1 image · 1 PDF · 3 pages · 10 lines · [\d.]+ (ms|s) for 3 requests · \d+ KB sent", summary), summary
+    # 4 requests: format=pdf refused broken.pdf at once, and the page tried again without it, to read its text
+    assert re.fullmatch(r"1 image · 1 PDF · 3 pages · 10 lines · [\d.]+ (ms|s) for 4 requests · \d+ KB sent", summary), summary
+
+
+# PDFs come as a stream of pages: scan.pdf's row and its sheets are recorded at every change of the page
+RECORD_SCAN = """
+    window.recorded = [];
+    const started = performance.now();
+    new MutationObserver(() => {
+        const row = [...document.querySelectorAll('.document')].find(row => row.textContent.includes('scan.pdf'));
+        if (!row) return;
+        const sheets = [...document.querySelectorAll('.card:has(.sheet) .name')].filter(n => n.textContent === 'scan.pdf');
+        recorded.push({ms: performance.now() - started, sheets: sheets.length, value: row.querySelector('progress').value,
+                       state: row.querySelector('.document-state').textContent});
+    }).observe(document.querySelector('main'), {childList: true, subtree: true, characterData: true});"""
+# The README's moment: quarterly.pdf read and offered searchable, scan.pdf part read (or read: a slow machine)
+SHOT_MOMENT = """
+    const [quarterly, scan] = document.querySelectorAll('.document');
+    return !!scan && !quarterly.querySelector('.download').hidden
+           && (scan.querySelector('progress').value >= 2 || !scan.querySelector('.download').hidden)"""
+
+
+def test_a_scanned_pdf_is_shown_page_by_page_and_downloads_searchable(browser, server, pages, scans, tmp_path):
+    quarterly, scan = scans
+    open_page(browser, server)
+    browser.get_log("browser")
+    browser.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(tmp_path)})
+    browser.execute_script(RECORD_SCAN)
+    browser.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride", {"width": 1280, "height": 820, "deviceScaleFactor": 1, "mobile": False}
+    )
+    try:
+        browser.find_element(By.ID, "files").send_keys(f"{quarterly}\n{scan}")
+        # the README's screenshot, while scan.pdf is read: quarterly.pdf's second line hovered; a small PNG
+        wait(browser, SHOT_MOMENT, timeout=60)
+        ActionChains(browser).move_to_element(browser.find_elements(By.CSS_SELECTOR, ".card .line")[1]).perform()
+        shot = Image.open(io.BytesIO(browser.get_screenshot_as_png())).convert("RGB")
+    finally:
+        browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+    SCREENSHOT.parent.mkdir(exist_ok=True)
+    shot.quantize(256, method=Image.Quantize.MEDIANCUT).save(SCREENSHOT, optimize=True)
+    assert shot.size == (1280, 820) and SCREENSHOT.stat().st_size <= 200_000
+    wait_for_answer(browser)
+
+    # each page's sheet was shown as its page came, the row counting the pages read, before the last was read
+    recorded = browser.execute_script("return recorded")
+    reading = [moment for moment in recorded if re.fullmatch(r"[1-5] of 6 pages read", moment["state"])]
+    assert reading, recorded
+    assert all(moment["sheets"] == moment["value"] == int(moment["state"][0]) for moment in reading), reading
+    first_sheet = next(moment["ms"] for moment in recorded if moment["sheets"])
+    assert first_sheet < next(moment["ms"] for moment in recorded if moment["value"] == 6), recorded
+    rows = documents(browser)
+    assert [(row["name"], row["progress"], row["download"], row["note"]) for row in rows] == [
+        ("quarterly.pdf", [1, 1], "quarterly.searchable.pdf", None),
+        ("scan.pdf", [6, 6], "scan.searchable.pdf", None),
+    ]
+    assert re.fullmatch(r"1 of 1 page read · [\d.]+ (ms|s)", rows[0]["state"])
+    assert re.fullmatch(r"6 of 6 pages read · [\d.]+ (ms|s)", rows[1]["state"])
+    shown = [page for page in sheets(browser) if page["name"] == "scan.pdf"]
+    assert [page["tag"] for page in shown] == [f"page {n} · ocr" for n in range(1, 7)]
+    for page, both in zip(shown, SCAN):
+        assert [normalized(line) for line in page["lines"]] == [line for name in both for line in expected_lines(pages[name])]
+
+    # the searchable PDF, downloaded as a user does from the keyboard: the scan with its text, page by page
+    link = browser.find_elements(By.CSS_SELECTOR, ".download")[1]
+    assert link.get_attribute("href").startswith(f"blob:{server.url}/")
+    link.send_keys(Keys.ENTER)
+    downloaded = tmp_path / "scan.searchable.pdf"
+    WebDriverWait(browser, 10, poll_frequency=0.1).until(lambda _: downloaded.exists())
+    data = downloaded.read_bytes()
+    assert data.startswith(b"%PDF-") and len(data) < 1.2 * scan.stat().st_size
+    document = pdfium.PdfDocument(data)
+    assert len(document) == 6
+    for number, page in enumerate(shown):
+        found = normalized(document[number].get_textpage().get_text_range())
+        assert all(normalized(line) in found for line in page["lines"]), (number, found)
+    document.close()
+    assert csp_violations(browser) == []  # neither the stream nor the blob: download strays from the CSP
+
+
+def test_a_pdf_that_breaks_off_midway_keeps_the_pages_read(browser, server, tmp_path):
+    # page 2's dictionary replaced by a string: the PDF can be rewritten (format=pdf takes it), and the stream
+    # breaks off when pdfium cannot load that page
+    data = build(text(*SENTENCES), text(*SENTENCES))
+    second = re.search(rb"/Kids \[ \d+ 0 R (\d+) 0 R \]", data)[1]
+    start = data.index(b"\n%s 0 obj\n" % second) + len(b"\n%s 0 obj\n" % second)
+    end = data.index(b"endobj", start)
+    (tmp_path / "damaged.pdf").write_bytes(data[:start] + b"(not a page)".ljust(end - start) + data[end:])
+    open_page(browser, server)
+    upload(browser, tmp_path / "damaged.pdf")
+
+    [row] = documents(browser)  # the stream's error event, on the PDF; the page read before it stays
+    assert (row["state"], row["download"]) == ("Stopped after 1 of 2 pages read", None)
+    assert row["note"] == "page 2: cannot be read; the PDF is damaged"
+    assert browser.find_element(By.CSS_SELECTOR, ".document-note").get_attribute("role") == "alert"
+    assert [page["lines"] for page in sheets(browser)] == [SENTENCES]
+    assert browser.find_element(By.ID, "error").is_displayed() is False
+    summary = browser.find_element(By.ID, "summary").text
+    assert re.fullmatch(r"1 PDF · 1 page · 3 lines · [\d.]+ (ms|s) request · \d+ KB sent", summary), summary
+
+
+def test_a_pdf_that_cannot_be_made_searchable_is_still_read(browser, server, pages, scans, tmp_path):
+    with pikepdf.open(scans[0]) as source:  # an owner password only: any reader opens it, a rewrite would break it
+        source.save(tmp_path / "locked.pdf", encryption=pikepdf.Encryption(owner="owner", user=""))
+    open_page(browser, server)
+    upload(browser, tmp_path / "locked.pdf")
+
+    [row] = documents(browser)  # format=pdf refused it at once; read again without, its text is shown
+    assert (row["progress"], row["download"]) == ([1, 1], None)
+    assert row["note"].startswith("No searchable PDF: the PDF is encrypted"), row["note"]
+    assert [normalized(line) for line in sheets(browser)[0]["lines"]] == expected_lines(pages["english"])
+    assert browser.find_element(By.ID, "error").is_displayed() is False
+    assert "for 2 requests" in browser.find_element(By.ID, "summary").text
 
 
 # ---- Content-Security-Policy, API keys, CORS ---------------------------------------------------
