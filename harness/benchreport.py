@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness import inproc, report
-from harness.stats import summary
+from harness import docbench, inproc, report
+from harness.stats import span, summary
 from ocrhub.config import OcrConfig
 
 REFERENCE = "onednn"  # PaddleOCR's own engine: the texts every other run is compared with
@@ -104,7 +104,7 @@ def render(res: dict) -> str:
         f"- images: {len(res['images'])} ({', '.join(res['images'])})",
         f"- in-process: {res['rounds']} timed pass(es) after a warm-up pass",
     ]
-    sections = [inproc_section(res), texts_section(res), http_section(res)]
+    sections = [inproc_section(res), texts_section(res), http_section(res), docbench.section(res.get("documents"))]
     rows = [[label, span(value), value["n"]] for label, value in ratios(res)]
     sections.append(["## Ratios", "", report.table(["ratio", "median (min–max)", "rounds"], rows)] if rows else [])
     return "\n\n".join("\n".join(lines) for lines in [header, *sections] if lines) + "\n"
@@ -191,11 +191,6 @@ def spread(values: list[float]) -> str:
     if not values:
         return "–"
     return span(summary(values))
-
-
-def span(stats: dict) -> str:
-    """A summary (``harness.stats.summary``) as "median (min–max)"."""
-    return f"{stats['median']:.2f} ({stats['min']:.2f}–{stats['max']:.2f})"
 
 
 def ms(seconds: float | None) -> float | None:

@@ -27,6 +27,11 @@ def summary(values: list[float]) -> dict:
     return {"median": statistics.median(values), "min": min(values), "max": max(values), "n": len(values)}
 
 
+def span(stats: dict) -> str:
+    """A summary as "median (min–max)"."""
+    return f"{stats['median']:.2f} ({stats['min']:.2f}–{stats['max']:.2f})"
+
+
 def tree_rss_mb(pid: int) -> dict[int, float]:
     """RSS in MB of ``pid`` and each of its descendants."""
     try:

@@ -12,6 +12,8 @@ pdfium, which rendered the pages for OCR, ignores it. Each line is one invisible
 mode 3) at font size 1 whose text matrix lays the line's characters (spaces too, each one advance wide)
 along the box's top edge, in its direction and over exactly its length, and the font's em box (descent
 to ascent) over the box's height: rotated and skewed boxes work, and a selection covers the line's ink.
+A vertical line (a box 1.5 times taller than wide, which the recognizer reads turned a quarter) runs
+down its box.
 
 The font, built here, is a TrueType font whose glyphs draw nothing, each one advance wide, under a Type0
 font (Identity-H, CIDToGIDMap Identity). Its glyphs have no outline, only two points at corners of the
@@ -33,6 +35,7 @@ has no lxml.
 from __future__ import annotations
 
 import io
+import math
 import re
 import struct
 import zlib
@@ -45,6 +48,7 @@ from PIL import Image
 
 from ocrhub.documents import Page, sniff
 from ocrhub.errors import InputError
+from ocrhub.stages.crop import TALL
 
 UNITS, ADVANCE, ASCENT, DESCENT = 1000, 500, 800, -200  # the font's em, glyph advance and em box
 FONT_NAME = "GlyphLessFont"
@@ -229,7 +233,7 @@ def _rect(value: pikepdf.Object | None) -> tuple[float, ...] | None:
 
 def _add_text(pdf: pikepdf.Pdf, page: pikepdf.Page, lines: list, size: tuple[int, int], font, codes: dict[str, int]) -> None:
     to_user, name = _page_mapping(page, size), _font_name(page)
-    objects = [_text_object(line["text"], [to_user(*p) for p in line["text_region"]], name, codes) for line in lines]
+    objects = [_text_object(line["text"], [to_user(*p) for p in _as_read(line["text_region"])], name, codes) for line in lines]
     if not any(objects):
         return
     saves, restores = _unbalanced(page)
@@ -270,6 +274,16 @@ def _unbalanced(page: pikepdf.Page) -> tuple[int, int]:
     except pikepdf.PdfError:
         return 1, 1
     return 1 - lowest, 1 - lowest + depth
+
+
+def _as_read(region: list) -> list:
+    """A line's corners as its text was read: top-left, top-right, bottom-right, bottom-left. A box
+    ``TALL`` times taller than wide was turned a quarter counterclockwise to be read (``crop_line``):
+    its text runs down the box, the tops of its characters to the right."""
+    (x0, y0), (x1, y1), (x2, y2), (x3, y3) = region
+    width = int(max(math.hypot(x1 - x0, y1 - y0), math.hypot(x2 - x3, y2 - y3)))
+    height = int(max(math.hypot(x3 - x0, y3 - y0), math.hypot(x2 - x1, y2 - y1)))
+    return region[1:] + region[:1] if width and height / width >= TALL else region
 
 
 def _text_object(text: str, corners: list[Point], font: Name, codes: dict[str, int]) -> str | None:

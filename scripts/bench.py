@@ -19,6 +19,8 @@ the pages rendered by harness.testimages; --limit N keeps the first N. Parts (--
   and the machine limit: one pinned 1-thread process per core at once), then each server in turn at
   each concurrency, --requests-per-level requests. Ratios pair numbers of the same round.
 - rapidocr: RapidOCR at its defaults, when --rapidocr-python has ``rapidocr_onnxruntime``.
+- documents: ``POST /ocr`` on a scan made of the images, answered as JSON, as a searchable PDF, whole
+  and streamed page by page, --rounds rounds (``harness.docbench``).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from harness import benchreport, inproc, photos, rapidocr, report
+from harness import benchreport, docbench, inproc, photos, rapidocr, report
 from harness.benchreport import REFERENCE, SERVERS
 from harness.hub import install_modules
 from harness.load import image_body, run_load
@@ -46,7 +48,7 @@ from ocrhub.config import ENGINES, OcrConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_PHOTOS = ROOT.parent / "shared" / "images"
-PARTS = ("inproc", "http", "rapidocr")
+PARTS = ("inproc", "http", "rapidocr", "documents")
 
 
 def note(message: str) -> None:
@@ -277,6 +279,8 @@ def main(argv: list[str] | None = None) -> int:
             )
         if "http" in args.only:
             res["http"] = bench_http(args, images, paths, workdir)
+        if "documents" in args.only:
+            res["documents"] = docbench.measure(images, args.rounds, workdir / "documents")
     res["load_after"] = [round(value, 2) for value in os.getloadavg()]
     text = benchreport.render(res)
     print(text)

@@ -273,6 +273,26 @@ def test_text_runs_along_a_turned_box():
         assert (x.value, y.value) == pytest.approx(tuple(expected), abs=0.05), index
 
 
+def test_a_vertical_line_runs_down_its_box(tmp_path):
+    """A box 1.5 times taller than wide is read turned a quarter (ocrhub.stages.crop), top to bottom:
+    its characters go down the box, each in its own share of the height, and copy out whole."""
+    text, (left, top, right, bottom) = "竖排文字识别中", (800, 300, 860, 1140)
+    out = textlayer.searchable_pdf(build(lambda canvas: None), [blank_page([(text, box(left, top, right, bottom))])])
+    pdf = pdfium.PdfDocument(out)
+    textpage = pdf[0].get_textpage()
+    assert textpage.get_text_range() == text
+    assert text in "".join(pdftotext(write(tmp_path / "out.pdf", out)).split())
+    to_page = pdfium.PdfPosConv(pdf[0], (0, 0, 1700, 2200, 0)).to_page
+    for index in range(len(text)):  # in points: y grows upwards
+        char_left, char_bottom, char_right, char_top = textpage.get_charbox(index, loose=True)
+        (x_min, y_max), (x_max, y_min) = (
+            to_page(left, top + index * 840 // len(text)),
+            to_page(right, top + (index + 1) * 840 // len(text)),
+        )
+        assert (char_left, char_right) == pytest.approx((x_min, x_max), abs=0.5)
+        assert (char_bottom, char_top) == pytest.approx((y_min, y_max), abs=0.5)
+
+
 def test_characters_beyond_the_bmp_copy_out_whole(tmp_path):
     text = "𠀀 U+20000, 😀 and 𝄞 next to 汉字 and Ünïcode"
     han = "".join(chr(0x4E00 + 7 * n) for n in range(120))  # more characters than a ToUnicode block holds
