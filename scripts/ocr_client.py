@@ -93,6 +93,7 @@ from pathlib import Path
 import requests
 
 DEFAULT_URL = "http://127.0.0.1:9000"
+STREAM_READ = 1 << 16  # bytes per read of an NDJSON stream
 MODULES = ("ocr_system", "ocr_det", "ocr_rec", "ocr_cls")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 DOCUMENT_SUFFIXES = {".pdf"}
@@ -212,7 +213,9 @@ class OcrClient:
 
     def _events(self, response: requests.Response):
         try:
-            for line in response.iter_lines():  # bytes: split at \n only, never inside a JSON string
+            # bytes: split at \n only, never inside a JSON string; in 64 KiB reads: requests joins a line's
+            # pieces one read at a time, and the end event of a PDF is one line of megabytes
+            for line in response.iter_lines(chunk_size=STREAM_READ):
                 if not line:
                     continue
                 event = json.loads(line)

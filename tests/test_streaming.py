@@ -51,7 +51,7 @@ def post(server, data: bytes, headers=None, stream=False, **params) -> requests.
 def events(response: requests.Response):
     """The stream's objects, each with the seconds since the request was sent."""
     started = time.monotonic()
-    for line in response.iter_lines():
+    for line in response.iter_lines(chunk_size=1 << 16):
         yield json.loads(line), time.monotonic() - started
 
 
