@@ -10,7 +10,8 @@ Layers, each importing only those below it (data flows request → front → que
   ``stages`` (each stage's own pre- and post-processing, numpy and OpenCV only) over ``predictor``
   (model folder + engine → OpenVINO's runtime, or Paddle Inference for oneDNN, plain and GPU);
 - ``images`` and ``documents``: request bytes → checked, decoded inputs; ``hocr`` and ``textlayer``:
-  documents' pages as hOCR, and as a searchable PDF (the worker writes it); ``config``, ``models``,
+  documents' pages as hOCR, and as a searchable PDF (the worker writes it, in ``glyphless``'s font);
+  ``config``, ``models``,
   ``errors``: parameters, model sets as data, errors that carry their answer; ``fetch``: getting a
   model set onto disk (``scripts/fetch_models.py``; no serving code imports it). Nothing imports ``scripts/``.
 """

@@ -15,13 +15,8 @@ to ascent) over the box's height: rotated and skewed boxes work, and a selection
 A vertical line (a box 1.5 times taller than wide, which the recognizer reads turned a quarter) runs
 down its box.
 
-The font, built here, is a TrueType font whose glyphs draw nothing, each one advance wide, under a Type0
-font (Identity-H, CIDToGIDMap Identity). Its glyphs have no outline, only two points at corners of the
-em box: pdfium drops text whose glyph boxes have no width (a line that runs up a page turned a quarter,
-a line of one character) and gives characters of empty glyphs boxes of no height. Characters get 2-byte
-codes 1, 2, ... in order of first use in the document, and one ToUnicode CMap maps each code to its
-character, so that any code point (Chinese, or beyond U+FFFF as a surrogate pair) is found and copied
-right with no font covering it. One font object serves every page.
+The font is ``ocrhub.glyphless``'s, under a Type0 font (Identity-H, CIDToGIDMap Identity) whose one
+ToUnicode CMap serves the whole document; one font object serves every page.
 
 Pages left as they are, byte for byte: those not OCR'd, not read, or with no text. An OCR'd page keeps
 its content streams, wrapped in q … Q (so that a graphics state they leave behind, or their stray Q,
@@ -37,7 +32,6 @@ from __future__ import annotations
 import io
 import math
 import re
-import struct
 import zlib
 from collections.abc import Callable, Iterable
 
@@ -46,12 +40,11 @@ import pikepdf
 from pikepdf import Array, Dictionary, Name
 from PIL import Image
 
+from ocrhub import glyphless
 from ocrhub.documents import Page, sniff
 from ocrhub.errors import InputError
 from ocrhub.stages.crop import TALL
 
-UNITS, ADVANCE, ASCENT, DESCENT = 1000, 500, 800, -200  # the font's em, glyph advance and em box
-FONT_NAME = "GlyphLessFont"
 _LETTER = (0.0, 0.0, 612.0, 792.0)  # pdfium's MediaBox for a page without one
 _EXIF_FORMATS = ("JPEG", "MPO", "PNG", "TIFF")  # whose EXIF orientation cv2.IMREAD_COLOR applies
 _ENCRYPTED = "the PDF is encrypted: adding a text layer would remove or need its owner password; send an unencrypted copy"
@@ -74,7 +67,7 @@ def searchable_pdf(data: bytes, pages: Iterable[Page]) -> bytes:
         pdf, size = _image_pdf(data)
         sizes = {1: size}  # the decoded image's, whatever the page says
     with pdf:
-        codes = _codes(line["text"] for page in read for line in page["lines"])
+        codes = glyphless.codes(line["text"] for page in read for line in page["lines"])
         font = _font(pdf, codes)
         for page in read:
             _add_text(pdf, pdf.pages[page["page"] - 1], page["lines"], sizes[page["page"]], font, codes)
@@ -291,10 +284,11 @@ def _text_object(text: str, corners: list[Point], font: Name, codes: dict[str, i
     if not text.strip():
         return None
     (tlx, tly), (trx, try_), _, (blx, bly) = corners
-    length, height = len(text) * ADVANCE / UNITS, (ASCENT - DESCENT) / UNITS  # in text space
+    em, advance = glyphless.UNITS, glyphless.ADVANCE
+    length, height = len(text) * advance / em, (glyphless.ASCENT - glyphless.DESCENT) / em  # in text space
     a, b = (trx - tlx) / length, (try_ - tly) / length  # x: along the top edge
     c, d = (tlx - blx) / height, (tly - bly) / height  # y: up the left edge
-    e, f = blx - c * DESCENT / UNITS, bly - d * DESCENT / UNITS  # the baseline starts above the descent
+    e, f = blx - c * glyphless.DESCENT / em, bly - d * glyphless.DESCENT / em  # the baseline starts above the descent
     if abs(a * d - b * c) < 1e-9:
         return None
     glyphs = "".join(f"{codes[char]:04X}" for char in text)
@@ -316,87 +310,19 @@ def _stream(pdf: pikepdf.Pdf, text: str | bytes) -> pikepdf.Stream:
 # The font.
 
 
-def _codes(texts: Iterable[str]) -> dict[str, int]:
-    """Each character's 2-byte code (its CID and glyph), 1, 2, ... in order of first use."""
-    codes: dict[str, int] = {}
-    for text in texts:
-        for char in text:
-            codes.setdefault(char, len(codes) + 1)
-    if len(codes) >= 0xFFFF:
-        raise InputError(f"too many different characters for one PDF font: {len(codes)} (limit 65534); send fewer pages")
-    return codes
-
-
 def _font(pdf: pikepdf.Pdf, codes: dict[str, int]) -> pikepdf.Object:
+    """The Type0 font over the glyph-less TrueType font, with its ToUnicode CMap (``ocrhub.glyphless``)."""
+    name, descent, advance, ascent = Name("/" + glyphless.FONT_NAME), glyphless.DESCENT, glyphless.ADVANCE, glyphless.ASCENT
     descriptor = Dictionary(
-        Type=Name.FontDescriptor, FontName=Name("/" + FONT_NAME), Flags=4, FontBBox=[0, DESCENT, ADVANCE, ASCENT], ItalicAngle=0,
-        Ascent=ASCENT, Descent=DESCENT, CapHeight=ASCENT, StemV=80, FontFile2=_stream(pdf, _truetype(len(codes) + 1)),
+        Type=Name.FontDescriptor, FontName=name, Flags=4, FontBBox=[0, descent, advance, ascent], ItalicAngle=0,
+        Ascent=ascent, Descent=descent, CapHeight=ascent, StemV=80, FontFile2=_stream(pdf, glyphless.truetype(len(codes) + 1)),
     )  # fmt: skip
     cid_font = Dictionary(
-        Type=Name.Font, Subtype=Name.CIDFontType2, BaseFont=Name("/" + FONT_NAME), DW=ADVANCE, CIDToGIDMap=Name.Identity,
+        Type=Name.Font, Subtype=Name.CIDFontType2, BaseFont=name, DW=advance, CIDToGIDMap=Name.Identity,
         CIDSystemInfo=Dictionary(Registry=pikepdf.String("Adobe"), Ordering=pikepdf.String("Identity"), Supplement=0),
         FontDescriptor=pdf.make_indirect(descriptor),
     )  # fmt: skip
     return pdf.make_indirect(Dictionary(
-        Type=Name.Font, Subtype=Name.Type0, BaseFont=Name("/" + FONT_NAME), Encoding=Name("/Identity-H"),
-        DescendantFonts=[pdf.make_indirect(cid_font)], ToUnicode=_stream(pdf, _to_unicode(codes)),
+        Type=Name.Font, Subtype=Name.Type0, BaseFont=name, Encoding=Name("/Identity-H"),
+        DescendantFonts=[pdf.make_indirect(cid_font)], ToUnicode=_stream(pdf, glyphless.to_unicode(codes)),
     ))  # fmt: skip
-
-
-def _to_unicode(codes: dict[str, int]) -> str:
-    """The CMap from each code to its character in UTF-16BE, in blocks of at most 100."""
-    pairs = [f"<{code:04X}> <{char.encode('utf-16-be').hex().upper()}>\n" for char, code in codes.items()]
-    blocks = [pairs[start : start + 100] for start in range(0, len(pairs), 100)]
-    return (
-        "/CIDInit /ProcSet findresource begin\n12 dict begin\nbegincmap\n"
-        "/CIDSystemInfo << /Registry (Adobe) /Ordering (UCS) /Supplement 0 >> def\n/CMapName /Adobe-Identity-UCS def\n"
-        "/CMapType 2 def\n1 begincodespacerange\n<0000> <FFFF>\nendcodespacerange\n"
-        + "".join(f"{len(block)} beginbfchar\n{''.join(block)}endbfchar\n" for block in blocks)
-        + "endcmap\nCMapName currentdict /CMap defineresource pop\nend\nend\n"
-    )
-
-
-def _truetype(glyphs: int) -> bytes:
-    """A TrueType font: glyph 0 empty, the others two points apart from no outline, marking the em box
-    (module docstring); each ``ADVANCE`` wide. The required tables only."""
-    blank = struct.pack(">h4h2HH2B2h2h", 2, 0, DESCENT, ADVANCE, ASCENT, 0, 1, 0, 1, 1, 0, ADVANCE, DESCENT, ASCENT - DESCENT)
-    names = [(1, FONT_NAME), (2, "Regular"), (3, FONT_NAME), (4, FONT_NAME), (5, "Version 1.0"), (6, FONT_NAME)]
-    strings = [text.encode("utf-16-be") for _, text in names]
-    starts = [sum(map(len, strings[:index])) for index in range(len(strings))]
-    records = [struct.pack(">6H", 3, 1, 0x409, nid, len(s), start) for (nid, _), s, start in zip(names, strings, starts)]
-    return _sfnt({
-        b"OS/2": struct.pack(
-            ">HhHHH8h3h10s4I4sHHHhhhHH2I2h3H", 4, ADVANCE, 400, 5, 0, *[UNITS // 2, UNITS // 2, 0, 0] * 2, 50, 250, 0, bytes(10),
-            0, 0, 0, 0, b"OCRH", 0x40, 0x20, 0xFFFF, ASCENT, DESCENT, 0, ASCENT, -DESCENT, 1, 0, 500, ASCENT, 0, 0x20, 0,
-        ),
-        b"cmap": struct.pack(">4HI12H", 0, 1, 3, 1, 12, 4, 24, 0, 2, 2, 0, 0, 0xFFFF, 0, 0xFFFF, 1, 0),  # maps no character
-        b"glyf": blank * (glyphs - 1),
-        b"head": struct.pack(  # long offsets in loca
-            ">4I2H2q4h2H3h", 0x10000, 0x10000, 0, 0x5F0F3CF5, 0x000B, UNITS, 0, 0, 0, DESCENT, ADVANCE, ASCENT, 0, 3, 2, 1, 0
-        ),
-        b"hhea": struct.pack(">I3hH6h4hhH", 0x10000, ASCENT, DESCENT, 0, ADVANCE, 0, 0, ADVANCE, 1, 0, 0, 0, 0, 0, 0, 0, 1),
-        b"hmtx": struct.pack(">Hh", ADVANCE, 0) + bytes(2 * (glyphs - 1)),
-        b"loca": struct.pack(f">{glyphs + 1}I", 0, *range(0, len(blank) * glyphs, len(blank))),
-        b"maxp": struct.pack(">IH13H", 0x10000, glyphs, 2, 2, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0),
-        b"name": struct.pack(">3H", 0, len(names), 6 + 12 * len(names)) + b"".join(records) + b"".join(strings),
-        b"post": struct.pack(">IIhhI4I", 0x30000, 0, -100, 50, 1, 0, 0, 0, 0),
-    })  # fmt: skip
-
-
-def _sfnt(tables: dict[bytes, bytes]) -> bytes:
-    """The tables (by tag, 4-byte aligned) after their directory, with checksums and head's checkSumAdjustment."""
-    count, power = len(tables), 1 << (len(tables).bit_length() - 1)
-    font = bytearray(struct.pack(">IHHHH", 0x10000, count, 16 * power, power.bit_length() - 1, 16 * (count - power)))
-    offsets, offset = {}, 12 + 16 * count
-    for tag in sorted(tables):
-        font += struct.pack(">4sIII", tag, _checksum(tables[tag]), offset, len(tables[tag]))
-        offsets[tag], offset = offset, offset + len(tables[tag]) + -len(tables[tag]) % 4
-    for tag in sorted(tables):
-        font += tables[tag] + bytes(-len(tables[tag]) % 4)
-    font[offsets[b"head"] + 8 : offsets[b"head"] + 12] = struct.pack(">I", (0xB1B0AFBA - _checksum(bytes(font))) % 2**32)
-    return bytes(font)
-
-
-def _checksum(data: bytes) -> int:
-    padded = data + bytes(-len(data) % 4)
-    return sum(struct.unpack(f">{len(padded) // 4}I", padded)) % 2**32

@@ -31,7 +31,7 @@ from reportlab.lib.utils import ImageReader
 from reportlab.pdfgen.canvas import Canvas
 
 from conftest import LETTER, WRITTEN, normalized
-from ocrhub import documents, images, textlayer
+from ocrhub import documents, glyphless, images, textlayer
 from ocrhub.config import load_config
 from ocrhub.errors import InputError
 from ocrhub.service import OcrService
@@ -353,7 +353,7 @@ def test_one_font_and_one_tounicode_serve_the_document(scan):
     font = pdf.get_object(fonts.pop())
     assert font.Subtype == "/Type0" and font.Encoding == "/Identity-H"
     cid_font = font.DescendantFonts[0]
-    assert cid_font.Subtype == "/CIDFontType2" and cid_font.CIDToGIDMap == "/Identity" and cid_font.DW == textlayer.ADVANCE
+    assert cid_font.Subtype == "/CIDFontType2" and cid_font.CIDToGIDMap == "/Identity" and cid_font.DW == glyphless.ADVANCE
     cmap = font.ToUnicode.read_bytes().decode()
     counts = [int(n) for n in re.findall(r"(\d+) beginbfchar", cmap)]
     characters = {char for page in ocr_pages(scan) for line in page["lines"] for char in line["text"]}
