@@ -59,8 +59,12 @@ def check_rewritable(data: bytes) -> None:
 
 
 def searchable_pdf(data: bytes, pages: Iterable[Page]) -> bytes:
-    """The PDF, or the image file as a PDF, with an invisible text layer on each page whose source is OCR."""
+    """The PDF, or the image file as a PDF, with an invisible text layer on each page whose source is OCR;
+    a PDF that gets no text at all (its pages had their own) comes back as it was sent, byte for byte."""
     read = [page for page in pages if page["source"] == "ocr"]
+    if sniff(data) == "pdf" and not any(line["text"].strip() for page in read for line in page["lines"]):
+        check_rewritable(data)  # the same answer whatever the pages held
+        return data
     if sniff(data) == "pdf":
         pdf, sizes = _open(data), {page["page"]: (page["width"], page["height"]) for page in read}
     else:

@@ -572,3 +572,12 @@ def test_accepts_plain_pdfs_images_and_unsigned_signature_fields(pages):
     textlayer.check_rewritable(plain_pdf())
     textlayer.check_rewritable(signed(flags=0, value=False))  # an empty signature field: nothing to break
     textlayer.check_rewritable(encoded(Image.fromarray(pages["english"].image), "png"))
+
+
+def test_a_pdf_with_its_own_text_on_every_page_comes_back_as_it_was(service):
+    data = build(written(WRITTEN[0]), written(WRITTEN[1]))
+    pages = list(service.read_document(data, documents.Options()))
+    assert [page["source"] for page in pages] == ["text-layer", "text-layer"]
+    assert textlayer.searchable_pdf(data, pages) == data
+    with pytest.raises(InputError, match="^the PDF is encrypted"):  # refused all the same
+        textlayer.searchable_pdf(encrypted(), [])
