@@ -122,17 +122,25 @@ def _signed(pdf: pikepdf.Pdf) -> bool:
     if not isinstance(form, Dictionary):
         return False
     flags = form.get("/SigFlags", 0)
-    return isinstance(flags, int) and bool(flags & 1) or any(_signatures(form.get("/Fields"), None, set()))
+    return isinstance(flags, int) and bool(flags & 1) or _signature_value(form.get("/Fields"))
 
 
-def _signatures(fields: pikepdf.Object | None, kind: pikepdf.Object | None, seen: set) -> Iterable[bool]:
-    for field in fields if isinstance(fields, Array) else ():
-        if isinstance(field, Dictionary) and field.objgen not in seen:
-            if field.is_indirect:
+def _signature_value(fields: pikepdf.Object | None) -> bool:
+    """A signature field with a value anywhere in the field tree, walked with a stack (a hostile tree
+    may be deeper than Python's recursion, or a cycle: a field is visited once)."""
+    stack, seen = [(fields, None)], set()
+    while stack:
+        fields, kind = stack.pop()
+        for field in fields if isinstance(fields, Array) else ():
+            if not isinstance(field, Dictionary) or field.objgen in seen:
+                continue
+            if field.is_indirect:  # only indirect objects can make a cycle
                 seen.add(field.objgen)
-            own = field.get("/FT", kind)
-            yield own == Name.Sig and "/V" in field
-            yield from _signatures(field.get("/Kids"), own, seen)
+            own = field.get("/FT", kind)  # a kid inherits its parent's field type
+            if own == Name.Sig and "/V" in field:
+                return True
+            stack.append((field.get("/Kids"), own))
+    return False
 
 
 # Image files.

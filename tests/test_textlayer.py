@@ -574,6 +574,22 @@ def test_accepts_plain_pdfs_images_and_unsigned_signature_fields(pages):
     textlayer.check_rewritable(encoded(Image.fromarray(pages["english"].image), "png"))
 
 
+def test_a_form_deeper_than_python_recursion_or_cyclic_is_walked(pages):
+    """A hostile field tree: 5,000 nested kids with the signed field at the bottom, and a cycle."""
+    pdf = open_pdf(plain_pdf())
+    field = pdf.make_indirect(pikepdf.Dictionary(FT=Name.Sig, T=String("deep"), V=pikepdf.Dictionary(Type=Name.Sig)))
+    for _ in range(5000):
+        field = pdf.make_indirect(pikepdf.Dictionary(T=String("level"), Kids=[field]))
+    pdf.Root.AcroForm = pikepdf.Dictionary(Fields=[field])
+    with pytest.raises(InputError, match="digitally signed"):
+        textlayer.check_rewritable(save(pdf))
+    pdf = open_pdf(plain_pdf())
+    loop = pdf.make_indirect(pikepdf.Dictionary(T=String("loop")))
+    loop.Kids = [loop]
+    pdf.Root.AcroForm = pikepdf.Dictionary(Fields=[loop])
+    textlayer.check_rewritable(save(pdf))
+
+
 def test_a_pdf_with_its_own_text_on_every_page_comes_back_as_it_was(service):
     data = build(written(WRITTEN[0]), written(WRITTEN[1]))
     pages = list(service.read_document(data, documents.Options()))
