@@ -70,6 +70,7 @@ def test_a_20_page_scan_streams_in_order_and_ends_with_its_searchable_pdf(server
     data = scanned_pdf([cv2.resize(page, None, fx=2.5, fy=2.5, interpolation=cv2.INTER_CUBIC) for page in scan_pages], dpi=180)
     response = post(server, data, NDJSON, stream=True, dpi="72", format="pdf")
     assert response.status_code == 200 and response.headers["content-type"].startswith("application/x-ndjson")
+    assert response.headers["x-accel-buffering"] == "no"  # a proxy such as nginx passes each line on at once
     received = list(events(response))
     kinds = [event["event"] for event, _ in received]
     assert kinds == ["start"] + ["page"] * 20 + ["end"] and received[0][0]["pages"] == 20

@@ -146,7 +146,8 @@ async def _streamed(asked: DocumentRequest) -> Response:
         raise
     if first is None:  # the work ended without news: its error is the answer
         work.result()
-    return Stream(_ndjson(asked, first, events, work), media_type=NDJSON)
+    # X-Accel-Buffering: nginx (deploy/nginx.conf) passes each line on as it comes instead of buffering them
+    return Stream(_ndjson(asked, first, events, work), media_type=NDJSON, headers={"X-Accel-Buffering": "no"})
 
 
 class Stream(StreamingResponse):
