@@ -61,11 +61,13 @@ def check_rewritable(data: bytes) -> None:
 def searchable_pdf(data: bytes, pages: Iterable[Page]) -> bytes:
     """The PDF, or the image file as a PDF, with an invisible text layer on each page whose source is OCR;
     a PDF that gets no text at all (its pages had their own) comes back as it was sent, byte for byte."""
-    read = [page for page in pages if page["source"] == "ocr"]
-    if sniff(data) == "pdf" and not any(line["text"].strip() for page in read for line in page["lines"]):
+    read, kind = [page for page in pages if page["source"] == "ocr"], sniff(data)
+    if kind is None:
+        raise InputError("not a PDF nor an image file: send a PDF, PNG, JPEG, TIFF, BMP or WebP")
+    if kind == "pdf" and not any(line["text"].strip() for page in read for line in page["lines"]):
         check_rewritable(data)  # the same answer whatever the pages held
         return data
-    if sniff(data) == "pdf":
+    if kind == "pdf":
         pdf, sizes = _open(data), {page["page"]: (page["width"], page["height"]) for page in read}
     else:
         pdf, size = _image_pdf(data)

@@ -597,3 +597,31 @@ def test_a_pdf_with_its_own_text_on_every_page_comes_back_as_it_was(service):
     assert textlayer.searchable_pdf(data, pages) == data
     with pytest.raises(InputError, match="^the PDF is encrypted"):  # refused all the same
         textlayer.searchable_pdf(encrypted(), [])
+
+
+def test_damaged_pdfs_are_refused_or_rewritten_never_a_crash(scan):
+    """400 mutated copies of a real scan (bytes flipped, runs zeroed, cut short): each is refused with
+    an InputError, or comes back as a PDF that opens — no other exception reaches the worker."""
+    rng = np.random.default_rng(21)
+    data, page = scan.data, {**blank_page([("fuzz 测试", box(100, 100, 600, 150))]), "page": 1}
+    outcomes = {"refused": 0, "rewritten": 0}
+    for _ in range(400):
+        mutated = bytearray(data)
+        for _ in range(rng.integers(1, 8)):
+            start = int(rng.integers(0, len(mutated)))
+            kind = rng.integers(0, 3)
+            if kind == 0:
+                mutated[start] = int(rng.integers(0, 256))
+            elif kind == 1:
+                mutated[start : start + int(rng.integers(1, 64))] = bytes(64)[: len(mutated[start : start + 64])]
+            else:
+                del mutated[start:]
+                mutated += b"%%EOF\n" if rng.integers(0, 2) else b""
+        try:
+            out = textlayer.searchable_pdf(bytes(mutated), [page])
+        except InputError:
+            outcomes["refused"] += 1
+            continue
+        assert out.startswith(b"%PDF-") and len(pdfium.PdfDocument(out)) >= 1
+        outcomes["rewritten"] += 1
+    assert outcomes["refused"] and outcomes["rewritten"], outcomes  # both paths were taken
