@@ -75,6 +75,11 @@ def searchable_pdf(data: bytes, pages: Iterable[Page]) -> bytes:
     with pdf:
         codes = glyphless.codes(line["text"] for page in read for line in page["lines"])
         font = _font(pdf, codes)
+        if any(page["page"] > len(pdf.pages) for page in read):  # pdfium, which read it, found more pages
+            raise InputError(
+                "the PDF is damaged: PDFium and qpdf find different numbers of pages in it; repair it first, "
+                "e.g. with `qpdf in.pdf out.pdf`, and send the repaired file"
+            )
         for page in read:
             _add_text(pdf, pdf.pages[page["page"] - 1], page["lines"], sizes[page["page"]], font, codes)
         out = io.BytesIO()

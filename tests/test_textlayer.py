@@ -599,6 +599,12 @@ def test_a_pdf_with_its_own_text_on_every_page_comes_back_as_it_was(service):
         textlayer.searchable_pdf(encrypted(), [])
 
 
+def test_pages_qpdf_does_not_find_are_refused():
+    page = {**blank_page([("page three", box(100, 100, 600, 150))]), "page": 3}
+    with pytest.raises(InputError, match="^the PDF is damaged: PDFium and qpdf find different numbers of pages"):
+        textlayer.searchable_pdf(plain_pdf(), [page])
+
+
 def test_damaged_pdfs_are_refused_or_rewritten_never_a_crash(scan):
     """400 mutated copies of a real scan (bytes flipped, runs zeroed, cut short): each is refused with
     an InputError, or comes back as a PDF that opens — no other exception reaches the worker."""
