@@ -13,7 +13,8 @@ mode 3) at font size 1 whose text matrix lays the line's characters (spaces too,
 along the box's top edge, in its direction and over exactly its length, and the font's em box (descent
 to ascent) over the box's height: rotated and skewed boxes work, and a selection covers the line's ink.
 A vertical line (a box 1.5 times taller than wide, which the recognizer reads turned a quarter) runs
-down its box.
+down its box. A line tilted so little that levelling it moves its ends by at most half its height (a
+page scanned a degree or two askew) is laid level: poppler breaks tilted lines apart.
 
 The font is ``ocrhub.glyphless``'s, under a Type0 font (Identity-H, CIDToGIDMap Identity) whose one
 ToUnicode CMap serves the whole document; one font object serves every page.
@@ -45,6 +46,7 @@ from ocrhub.documents import Page, sniff
 from ocrhub.errors import InputError
 from ocrhub.stages.crop import TALL
 
+LEVEL_DRIFT = 1.0  # a line drifting across its axis by at most this many heights is laid level
 _LETTER = (0.0, 0.0, 612.0, 792.0)  # pdfium's MediaBox for a page without one
 _EXIF_FORMATS = ("JPEG", "MPO", "PNG", "TIFF")  # whose EXIF orientation cv2.IMREAD_COLOR applies
 _ENCRYPTED = "the PDF is encrypted: adding a text layer would remove or need its owner password; send an unencrypted copy"
@@ -245,7 +247,8 @@ def _rect(value: pikepdf.Object | None) -> tuple[float, ...] | None:
 
 def _add_text(pdf: pikepdf.Pdf, page: pikepdf.Page, lines: list, size: tuple[int, int], font, codes: dict[str, int]) -> None:
     to_user, name = _page_mapping(page, size), _font_name(page)
-    objects = [_text_object(line["text"], [to_user(*p) for p in _as_read(line["text_region"])], name, codes) for line in lines]
+    corners = (_levelled(_as_read(line["text_region"])) for line in lines)
+    objects = [_text_object(line["text"], [to_user(*p) for p in box], name, codes) for line, box in zip(lines, corners)]
     if not any(objects):
         return
     saves, restores = _unbalanced(page)
@@ -296,6 +299,28 @@ def _as_read(region: list) -> list:
     width = int(max(math.hypot(x1 - x0, y1 - y0), math.hypot(x2 - x3, y2 - y3)))
     height = int(max(math.hypot(x3 - x0, y3 - y0), math.hypot(x2 - x1, y2 - y1)))
     return region[1:] + region[:1] if width and height / width >= TALL else region
+
+
+def _levelled(corners: list) -> list:
+    """A slightly tilted line's corners turned level (or plumb) about its centre, when no end moves by
+    more than half its height (``LEVEL_DRIFT``): poppler (pdftotext, Evince) builds lines from baselines
+    and breaks a tilted one apart (at 2-3° on rendered pages), while a selection of the levelled line
+    still covers most of its ink."""
+    (x0, y0), (x1, y1), _, (x3, y3) = corners
+    length, height = math.hypot(x1 - x0, y1 - y0), math.hypot(x3 - x0, y3 - y0)
+    along = (math.copysign(1, x1 - x0), 0) if abs(x1 - x0) >= abs(y1 - y0) else (0, math.copysign(1, y1 - y0))
+    drift = abs((x1 - x0) * along[1] - (y1 - y0) * along[0])  # across the nearest axis, over the line
+    if not height or drift > LEVEL_DRIFT * height:
+        return corners
+    up = (-along[1], along[0]) if (x0 - x3) * -along[1] + (y0 - y3) * along[0] > 0 else (along[1], -along[0])
+    cx, cy = (sum(point[0] for point in corners) / 4, sum(point[1] for point in corners) / 4)
+    a, b = (along[0] * length / 2, along[1] * length / 2), (up[0] * height / 2, up[1] * height / 2)
+    return [
+        (cx - a[0] + b[0], cy - a[1] + b[1]),
+        (cx + a[0] + b[0], cy + a[1] + b[1]),
+        (cx + a[0] - b[0], cy + a[1] - b[1]),
+        (cx - a[0] - b[0], cy - a[1] - b[1]),
+    ]
 
 
 def _text_object(text: str, corners: list[Point], font: Name, codes: dict[str, int]) -> str | None:

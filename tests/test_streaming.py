@@ -165,7 +165,8 @@ def test_a_client_that_goes_away_stops_the_work(server, scan_pages, streamed):
     time.sleep(1.5)
     stopped_at = metric(server.url, "ocr_pages_total")
     time.sleep(2)
-    assert metric(server.url, "ocr_pages_total") == stopped_at < before + 8, (before, stopped_at)
+    # no page read since, and half the document or more never read (a page takes 0.2-0.4 s here)
+    assert metric(server.url, "ocr_pages_total") == stopped_at < before + 20, (before, stopped_at)
     assert metric(server.url, 'ocr_abandoned_requests_total{module="ocr"}') == gone + 1
     answer = post(server, build(text(*SENTENCES))).json()
     assert [line["text"] for line in answer["results"][0]["lines"]] == SENTENCES

@@ -273,6 +273,36 @@ def test_text_runs_along_a_turned_box():
         assert (x.value, y.value) == pytest.approx(tuple(expected), abs=0.05), index
 
 
+def test_a_line_scanned_askew_is_laid_level_and_a_steep_one_is_not(tmp_path):
+    """A full-width line tilted 1° (it drifts 26 px, its height is 40 px) is laid level about its centre,
+    so that poppler reads it whole; at 2° (52 px) it keeps its slant, as one at 30° does
+    (test_text_runs_along_a_turned_box), and poppler breaks it apart."""
+    text, centre, length, height = "A line of a page scanned a degree askew, and read whole", (850, 600), 1500, 40
+    assert not in_pdftotext(askew(text, centre, length, height, 2), text, tmp_path)
+    out = askew(text, centre, length, height, 1)
+    assert in_pdftotext(out, text, tmp_path)
+    pdf = pdfium.PdfDocument(out)
+    textpage = pdf[0].get_textpage()
+    boxes = [textpage.get_charbox(index, loose=True) for index in range(len(text))]
+    assert len({(round(bottom, 2), round(top, 2)) for _, bottom, _, top in boxes}) == 1  # level
+    middle = pdfium.PdfPosConv(pdf[0], (0, 0, 1700, 2200, 0)).to_page(*centre)
+    assert ((boxes[0][0] + boxes[-1][2]) / 2, (boxes[0][1] + boxes[0][3]) / 2) == pytest.approx(middle, abs=0.5)
+
+
+def askew(text: str, centre: tuple, length: float, height: float, degrees: float) -> bytes:
+    """A searchable PDF of one line of ``text`` on a box turned ``degrees`` anticlockwise about ``centre``."""
+    angle = np.radians(degrees)
+    along, up = np.array([np.cos(angle), -np.sin(angle)]), np.array([-np.sin(angle), -np.cos(angle)])
+    top_left = np.array(centre) - along * length / 2 + up * height / 2
+    corners = [top_left, top_left + along * length, top_left + along * length - up * height, top_left - up * height]
+    page = blank_page([(text, [[round(v) for v in corner] for corner in corners])])
+    return textlayer.searchable_pdf(build(lambda canvas: None), [page])
+
+
+def in_pdftotext(pdf: bytes, text: str, tmp_path: Path) -> bool:
+    return text in pdftotext(write(tmp_path / "line.pdf", pdf)).split("\n")
+
+
 def test_a_vertical_line_runs_down_its_box(tmp_path):
     """A box 1.5 times taller than wide is read turned a quarter (ocrhub.stages.crop), top to bottom:
     its characters go down the box, each in its own share of the height, and copy out whole."""
