@@ -1,9 +1,10 @@
 """Searchable PDFs: an invisible text layer over the OCR'd pages, so that viewers find, select and copy their text.
 
-``searchable_pdf`` takes the uploaded file and its pages as ``ocrhub.documents`` (or, for an image, the
-service) read them. An image file becomes a one-page PDF first (img2pdf: JPEG, PNG and Group 4 TIFF data
-embedded as they are, other formats losslessly), turned and mirrored as its EXIF orientation says
-wherever OpenCV's IMREAD_COLOR applies it, so that the page shows the very pixels that were OCR'd.
+``Rewrite`` opens the uploaded file, refusing what cannot take a text layer, and ``searchable`` lays
+it over the pages as ``ocrhub.documents`` (or, for an image, the service) read them. An image file
+becomes a one-page PDF first (img2pdf: JPEG, PNG and Group 4 TIFF data embedded as they are, other
+formats losslessly), turned and mirrored as its EXIF orientation says wherever OpenCV's IMREAD_COLOR
+applies it, so that the page shows the very pixels that were OCR'd.
 
 A pixel (x, y) of a page read at ``width``×``height`` maps linearly onto the page as pdfium renders it:
 the CropBox intersected with the MediaBox, turned clockwise by /Rotate, each inherited from the page
@@ -54,42 +55,66 @@ _SIGNED = "the PDF is digitally signed: adding a text layer would invalidate the
 Point = tuple[float, float]
 
 
+class Rewrite:
+    """An uploaded file (PDF or image) opened to be given a text layer. Opening it refuses, with an
+    ``InputError``, what cannot take one without harm, so a worker opens it before reading any page,
+    and ``searchable`` writes the layer once they are read, from the document already opened and checked."""
+
+    def __init__(self, data: bytes):
+        self.data, self.kind = data, sniff(data)
+        if self.kind is None:
+            raise InputError("not a PDF nor an image file: send a PDF, PNG, JPEG, TIFF, BMP or WebP")
+        self.pdf = _open(data) if self.kind == "pdf" else None
+
+    def __enter__(self) -> Rewrite:
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        if self.pdf is not None:
+            self.pdf.close()
+
+    def searchable(self, pages: Iterable[Page]) -> bytes:
+        """The PDF, or the image file as a PDF, with an invisible text layer on each page whose source is
+        OCR; a PDF that gets no text at all (its pages had their own) comes back as it was sent, byte for byte."""
+        read = [page for page in pages if page["source"] == "ocr"]
+        if self.pdf is not None and not any(line["text"].strip() for page in read for line in page["lines"]):
+            return self.data
+        if self.pdf is not None:
+            return _written(self.pdf, read, {page["page"]: (page["width"], page["height"]) for page in read})
+        pdf, size = _image_pdf(self.data)
+        with pdf:
+            return _written(pdf, read, {1: size})  # the decoded image's size, whatever the page says
+
+
 def check_rewritable(data: bytes) -> None:
-    """Raise ``InputError`` if the PDF ``data`` cannot be given a text layer without harm; an image always can."""
-    if sniff(data) == "pdf":
-        _open(data).close()
+    """Raise ``InputError`` if ``data`` cannot be given a text layer without harm (``Rewrite``)."""
+    with Rewrite(data):
+        pass
 
 
 def searchable_pdf(data: bytes, pages: Iterable[Page]) -> bytes:
-    """The PDF, or the image file as a PDF, with an invisible text layer on each page whose source is OCR;
-    a PDF that gets no text at all (its pages had their own) comes back as it was sent, byte for byte."""
-    read, kind = [page for page in pages if page["source"] == "ocr"], sniff(data)
-    if kind is None:
-        raise InputError("not a PDF nor an image file: send a PDF, PNG, JPEG, TIFF, BMP or WebP")
-    if kind == "pdf" and not any(line["text"].strip() for page in read for line in page["lines"]):
-        check_rewritable(data)  # the same answer whatever the pages held
-        return data
-    if kind == "pdf":
-        pdf, sizes = _open(data), {page["page"]: (page["width"], page["height"]) for page in read}
-    else:
-        pdf, size = _image_pdf(data)
-        sizes = {1: size}  # the decoded image's, whatever the page says
-    with pdf:
-        codes = glyphless.codes(line["text"] for page in read for line in page["lines"])
-        font = _font(pdf, codes)
-        if any(page["page"] > len(pdf.pages) for page in read):  # pdfium, which read it, found more pages
-            raise InputError(
-                "the PDF is damaged: PDFium and qpdf find different numbers of pages in it; repair it first, "
-                "e.g. with `qpdf in.pdf out.pdf`, and send the repaired file"
-            )
-        for page in read:
-            _add_text(pdf, pdf.pages[page["page"] - 1], page["lines"], sizes[page["page"]], font, codes)
-        out = io.BytesIO()
-        pdf.save(
-            out, min_version="1.3", fix_metadata_version=False, compress_streams=False,
-            stream_decode_level=pikepdf.StreamDecodeLevel.none, object_stream_mode=pikepdf.ObjectStreamMode.preserve,
-        )  # fmt: skip
-        return out.getvalue()
+    """``data`` with an invisible text layer over its OCR'd ``pages`` (``Rewrite.searchable``)."""
+    with Rewrite(data) as rewrite:
+        return rewrite.searchable(pages)
+
+
+def _written(pdf: pikepdf.Pdf, read: list[Page], sizes: dict[int, tuple[int, int]]) -> bytes:
+    """``pdf`` saved with the text of the ``read`` pages laid over them."""
+    codes = glyphless.codes(line["text"] for page in read for line in page["lines"])
+    font = _font(pdf, codes)
+    if any(page["page"] > len(pdf.pages) for page in read):  # pdfium, which read it, found more pages
+        raise InputError(
+            "the PDF is damaged: PDFium and qpdf find different numbers of pages in it; repair it first, "
+            "e.g. with `qpdf in.pdf out.pdf`, and send the repaired file"
+        )
+    for page in read:
+        _add_text(pdf, pdf.pages[page["page"] - 1], page["lines"], sizes[page["page"]], font, codes)
+    out = io.BytesIO()
+    pdf.save(
+        out, min_version="1.3", fix_metadata_version=False, compress_streams=False,
+        stream_decode_level=pikepdf.StreamDecodeLevel.none, object_stream_mode=pikepdf.ObjectStreamMode.preserve,
+    )  # fmt: skip
+    return out.getvalue()
 
 
 # Refusals.

@@ -20,6 +20,7 @@ the front starts another. Memory returns to its steady level after a burst of la
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import itertools
 import logging
@@ -188,23 +189,22 @@ def _answer(services: dict, job: Job | DocumentJob, conn, cancelled) -> Reply:
 
 def _read_document(service, job: DocumentJob, conn, cancelled) -> bytes | None:
     """Read the job's document, sending its progress; the searchable PDF if the job asks for one."""
-    if job.searchable:
-        from ocrhub import textlayer  # pikepdf: only in a worker, once a document asks for a PDF
+    with contextlib.ExitStack() as stack:
+        if job.searchable:
+            from ocrhub import textlayer  # pikepdf: only in a worker, once a document asks for a PDF
 
-        textlayer.check_rewritable(job.data)  # refused before any page is read
-    pages = service.read_document(job.data, job.options)
-    read = []
-    try:
+            rewrite = stack.enter_context(textlayer.Rewrite(job.data))  # refused before any page is read
+        pages = service.read_document(job.data, job.options)
+        stack.callback(pages.close)
+        read = []
         conn.send(Progress("start", {"pages": pages.count}))
         while cancelled.value != job.ticket:
             page = next(pages, None)
             if page is None:
-                return textlayer.searchable_pdf(job.data, read) if job.searchable else None
+                return rewrite.searchable(read) if job.searchable else None
             conn.send(Progress("page", page))
             read.append(page)
         raise AbandonedError(f"stopped after {len(read)} of {pages.count} pages: the client went away")
-    finally:
-        pages.close()
 
 
 class _Memory:
