@@ -116,6 +116,17 @@ WRITTEN = [
 ]  # the text layer of pages 1-2 of report_pdf
 
 
+def written(lines: list[str]):
+    """A page's drawing (reportlab) of ``lines`` as a text layer: Helvetica 14 pt from the top left."""
+
+    def draw(canvas) -> None:
+        canvas.setFont("Helvetica", 14)
+        for index, line in enumerate(lines):
+            canvas.drawString(72, 700 - 24 * index, line)
+
+    return draw
+
+
 @pytest.fixture(scope="session")
 def report_pdf(pages, tmp_path_factory) -> Path:
     """A letter-size PDF: two pages with a text layer (WRITTEN), then a scan of the english page (none)."""
@@ -126,9 +137,7 @@ def report_pdf(pages, tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("documents") / "report.pdf"
     canvas = Canvas(str(path), pagesize=LETTER)
     for lines in WRITTEN:
-        canvas.setFont("Helvetica", 14)
-        for index, line in enumerate(lines):
-            canvas.drawString(72, 700 - 24 * index, line)
+        written(lines)(canvas)
         canvas.showPage()
     scan = Image.fromarray(pages["english"].image[:, :, ::-1])
     width, height = (side * 72 / 200 for side in scan.size)  # one image pixel per page pixel at 200 dpi

@@ -28,13 +28,13 @@ import pytest
 from pikepdf import Name, String
 from PIL import Image, ImageFont
 from reportlab.lib.utils import ImageReader
-from reportlab.pdfgen.canvas import Canvas
 
-from conftest import LETTER, WRITTEN, normalized
+from conftest import LETTER, WRITTEN, normalized, written
 from ocrhub import documents, glyphless, images, textlayer
 from ocrhub.config import load_config
 from ocrhub.errors import InputError
 from ocrhub.service import OcrService
+from test_documents import build
 
 SCAN_DPI = 200
 CYCLE = ("english", "chinese", "mixed")
@@ -60,27 +60,8 @@ def scan_image(sample, number: int) -> bytes:
     return buffer.getvalue()
 
 
-def build(*draws) -> bytes:
-    buffer = io.BytesIO()
-    canvas = Canvas(buffer, pagesize=LETTER)
-    for draw in draws:
-        draw(canvas)
-        canvas.showPage()
-    canvas.save()
-    return buffer.getvalue()
-
-
 def scanned(sample, number: int):
     return lambda canvas: canvas.drawImage(ImageReader(io.BytesIO(scan_image(sample, number))), 0, 0, *LETTER)
-
-
-def written(lines):
-    def draw(canvas: Canvas) -> None:
-        canvas.setFont("Helvetica", 14)
-        for index, line in enumerate(lines):
-            canvas.drawString(72, 700 - 24 * index, line)
-
-    return draw
 
 
 MARGIN = (30, 45)  # the turned pages' MediaBox reaches this far beyond their CropBox
