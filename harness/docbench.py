@@ -38,16 +38,21 @@ MODES = {  # label: (query, streamed)
 
 
 def scan(images: list[Photo]) -> bytes:
-    """The images as the pages of one PDF at ``DPI`` (reportlab embeds a JPEG's bytes as they are)."""
+    """The images as the pages of one PDF at ``DPI``: a JPEG's bytes as they are, others as JPEGs."""
+    return jpeg_pages([image.data if image.data.startswith(b"\xff\xd8") else _jpeg(image) for image in images], DPI)
+
+
+def jpeg_pages(jpegs: list[bytes], dpi: int) -> bytes:
+    """A PDF of JPEG files, each a page of its size at ``dpi`` (rendered at ``dpi``: the same pixels),
+    embedded as they are, as a scanner does."""
     from reportlab.lib.utils import ImageReader
     from reportlab.pdfgen.canvas import Canvas
 
     buffer = io.BytesIO()
     canvas = Canvas(buffer)
-    for image in images:
-        jpeg = image.data if image.data.startswith(b"\xff\xd8") else _jpeg(image)
+    for jpeg in jpegs:
         reader = ImageReader(io.BytesIO(jpeg))
-        width, height = (side * 72 / DPI for side in reader.getSize())
+        width, height = (side * 72 / dpi for side in reader.getSize())
         canvas.setPageSize((width, height))
         canvas.drawImage(reader, 0, 0, width, height)
         canvas.showPage()

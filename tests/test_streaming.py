@@ -10,10 +10,9 @@ import cv2
 import numpy as np
 import pytest
 import requests
-from reportlab.lib.utils import ImageReader
-from reportlab.pdfgen.canvas import Canvas
 
 from conftest import normalized
+from harness.docbench import jpeg_pages
 from harness.servers import metric
 from test_documents import SENTENCES, build, text
 
@@ -22,17 +21,7 @@ NDJSON = {"Accept": "application/x-ndjson"}
 
 def scanned_pdf(images: list[np.ndarray], dpi: int = 72) -> bytes:
     """A scan: each BGR image a JPEG on its own page at ``dpi`` (rendered at that dpi, the same pixels)."""
-    buffer = io.BytesIO()
-    canvas = Canvas(buffer)
-    for image in images:
-        height, width = (side * 72 / dpi for side in image.shape[:2])
-        ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 85])
-        assert ok
-        canvas.setPageSize((width, height))
-        canvas.drawImage(ImageReader(io.BytesIO(jpeg.tobytes())), 0, 0, width, height)
-        canvas.showPage()
-    canvas.save()
-    return buffer.getvalue()
+    return jpeg_pages([cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 85])[1].tobytes() for image in images], dpi)
 
 
 @pytest.fixture(scope="module")
